@@ -1,0 +1,22 @@
+// The one place where subcommands are registered (order = order in `ewa --help`).
+#include "commands.h"
+
+#include <spdlog/spdlog.h>
+
+#include "ewa/core/runtime.h"
+
+namespace ewa::app {
+
+void register_commands(CLI::App& app, GlobalOptions& global) {
+  add_config_command(app, global);
+  add_version_command(app, global);
+}
+
+void apply_global_options(const GlobalOptions& global, int config_threads) {
+  ewa::init_logging(global.log_level);
+  int threads = global.threads > 0 ? global.threads : (config_threads > 0 ? config_threads : 0);
+  int used = ewa::set_num_threads(threads);
+  spdlog::debug("using {} threads", used);
+}
+
+}  // namespace ewa::app

@@ -1,0 +1,35 @@
+// The `ewa` subcommand registry: each subcommand file provides one add_*_command function;
+// commands.cpp lists them all in one place.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace ewa::app {
+
+/// Options shared by every subcommand (set on the top-level app).
+struct GlobalOptions {
+  std::string log_level = "info";
+  int threads = 0;  ///< 0 = all cores
+};
+
+/// A usage error found after parsing (bad combination of options): exit status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Registers every subcommand on `app`. Subcommand callbacks throw on failure; main() maps
+/// exceptions to exit codes (2 usage/config, 1 runtime).
+void register_commands(CLI::App& app, GlobalOptions& global);
+
+/// Applies the global options (logging, threads); called at the start of each subcommand.
+void apply_global_options(const GlobalOptions& global, int config_threads = -1);
+
+// One function per subcommand file.
+void add_config_command(CLI::App& app, GlobalOptions& global);
+void add_version_command(CLI::App& app, GlobalOptions& global);
+
+}  // namespace ewa::app

@@ -1,0 +1,56 @@
+// `ewa` entry point: parses the command line, runs one subcommand, maps errors to exit
+// codes (0 ok, 1 runtime failure, 2 usage or config error) with one clean line on stderr.
+#include <CLI/CLI.hpp>
+
+#include <exception>
+#include <iostream>
+
+#include "commands.h"
+#include "ewa/core/config.h"
+#include "ewa/core/runtime.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ewa: train and deploy vision transformers with Experts Weights Averaging (EWA)\n"
+               "for image classification and point-cloud segmentation/classification.",
+               "ewa"};
+  app.set_version_flag("--version", [] { return ewa::version_string(); });
+  app.require_subcommand(1);
+  app.fallthrough();
+  ewa::app::GlobalOptions global;
+  app.add_option("--log-level", global.log_level, "trace|debug|info|warn|error|critical|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--threads", global.threads, "CPU threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+  ewa::app::register_commands(app, global);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // help on stdout, exit 0
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "ewa: " << e.what() << "\n\n";
+    // usage of the subcommand that failed, or of ewa itself
+    const CLI::App* failed = &app;
+    for (const CLI::App* sub : app.get_subcommands()) failed = sub;
+    std::cerr << failed->help();
+    return 2;
+  } catch (const ewa::config::ConfigError& e) {
+    std::cerr << "ewa: config error: " << e.what() << "\n";
+    return 2;
+  } catch (const ewa::app::UsageError& e) {
+    std::cerr << "ewa: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    // c10::Error appends a C++ backtrace after the first line; users get the message.
+    auto nl = msg.find("\nException raised from");
+    if (nl != std::string::npos) msg = msg.substr(0, nl);
+    std::cerr << "ewa: error: " << msg << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,104 @@
+// Training-engine options (optimizer, LR schedule, precision, checkpoints, logging).
+// Field names equal the YAML keys under `train:`.
+#pragma once
+
+#include <torch/arg.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ewa {
+
+struct OptimizerOptions {
+  TORCH_ARG(std::string, name) = "adamw";  ///< adamw | sgd
+  TORCH_ARG(double, lr) = 1e-3;
+  TORCH_ARG(double, weight_decay) = 0.05;
+  TORCH_ARG(double, momentum) = 0.9;       ///< sgd
+  TORCH_ARG(bool, nesterov) = false;       ///< sgd
+  TORCH_ARG(double, beta1) = 0.9;          ///< adamw
+  TORCH_ARG(double, beta2) = 0.999;        ///< adamw
+  TORCH_ARG(double, eps) = 1e-8;           ///< adamw
+  /// No weight decay on norms, biases, position embeddings and the class token.
+  TORCH_ARG(bool, no_decay_on_norm_bias) = true;
+
+ public:
+  template <class A>
+  void visit(A& a) {
+    a.one_of("name", name(), {"adamw", "sgd"});
+    a("lr", lr())("weight_decay", weight_decay())("momentum", momentum())("nesterov", nesterov());
+    a("beta1", beta1())("beta2", beta2())("eps", eps())("no_decay_on_norm_bias", no_decay_on_norm_bias());
+    a.require(lr() > 0, "lr", "a number > 0");
+    a.require(weight_decay() >= 0, "weight_decay", "a number >= 0");
+  }
+};
+
+struct LrScheduleOptions {
+  TORCH_ARG(std::string, name) = "cosine";  ///< cosine (linear warmup + cosine) | multistep | onecycle | constant
+  TORCH_ARG(double, warmup_epochs) = 0.0;
+  TORCH_ARG(double, min_lr) = 0.0;
+  TORCH_ARG(std::vector<double>, milestones) = {};  ///< multistep: epochs
+  TORCH_ARG(double, gamma) = 0.1;                    ///< multistep factor
+  TORCH_ARG(double, pct_start) = 0.3;                ///< onecycle
+
+ public:
+  template <class A>
+  void visit(A& a) {
+    a.one_of("name", name(), {"cosine", "multistep", "onecycle", "constant"});
+    a("warmup_epochs", warmup_epochs())("min_lr", min_lr())("milestones", milestones());
+    a("gamma", gamma())("pct_start", pct_start());
+    a.require(warmup_epochs() >= 0, "warmup_epochs", "a number >= 0");
+    a.require(pct_start() > 0 && pct_start() < 1, "pct_start", "a number in (0, 1)");
+  }
+};
+
+struct CheckpointOptions {
+  TORCH_ARG(int64_t, every_epochs) = 1;   ///< write `last` every n epochs (0 = off)
+  TORCH_ARG(int64_t, every_steps) = 0;    ///< write `last` every n steps (0 = off)
+  TORCH_ARG(std::string, metric) = "";    ///< metric for `best` (e.g. val.top1); "" = no best
+  TORCH_ARG(std::string, mode) = "max";   ///< max | min
+
+ public:
+  template <class A>
+  void visit(A& a) {
+    a("every_epochs", every_epochs())("every_steps", every_steps())("metric", metric());
+    a.one_of("mode", mode(), {"max", "min"});
+    a.require(every_epochs() >= 0, "every_epochs", "an integer >= 0");
+    a.require(every_steps() >= 0, "every_steps", "an integer >= 0");
+  }
+};
+
+struct TrainOptions {
+  TORCH_ARG(int64_t, epochs) = 10;
+  TORCH_ARG(int64_t, max_steps) = 0;         ///< stop after this many steps (0 = epochs decide)
+  TORCH_ARG(int64_t, batch_size) = 128;
+  TORCH_ARG(int64_t, grad_accum) = 1;
+  TORCH_ARG(double, grad_clip) = 0.0;        ///< max gradient norm (0 = off)
+  TORCH_ARG(double, label_smoothing) = 0.0;
+  TORCH_ARG(std::string, precision) = "fp32";  ///< fp32 | bf16
+  TORCH_ARG(int64_t, log_every) = 50;        ///< steps between metrics.jsonl step records
+  TORCH_ARG(int64_t, eval_every) = 1;        ///< epochs between evaluations (0 = end only)
+  TORCH_ARG(bool, progress) = true;
+  TORCH_ARG(OptimizerOptions, optimizer) = {};
+  TORCH_ARG(LrScheduleOptions, schedule) = {};
+  TORCH_ARG(CheckpointOptions, checkpoint) = {};
+
+ public:
+  template <class A>
+  void visit(A& a) {
+    a("epochs", epochs())("max_steps", max_steps())("batch_size", batch_size())("grad_accum", grad_accum());
+    a("grad_clip", grad_clip())("label_smoothing", label_smoothing());
+    a.one_of("precision", precision(), {"fp32", "bf16"});
+    a("log_every", log_every())("eval_every", eval_every())("progress", progress());
+    a("optimizer", optimizer())("schedule", schedule())("checkpoint", checkpoint());
+    a.require(epochs() >= 1, "epochs", "an integer >= 1");
+    a.require(max_steps() >= 0, "max_steps", "an integer >= 0");
+    a.require(batch_size() >= 1, "batch_size", "an integer >= 1");
+    a.require(grad_accum() >= 1, "grad_accum", "an integer >= 1");
+    a.require(grad_clip() >= 0, "grad_clip", "a number >= 0");
+    a.require(label_smoothing() >= 0 && label_smoothing() < 1, "label_smoothing", "a number in [0, 1)");
+    a.require(log_every() >= 1, "log_every", "an integer >= 1");
+  }
+};
+
+}  // namespace ewa

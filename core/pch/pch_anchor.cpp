@@ -1,0 +1,2 @@
+// Compiles the LibTorch precompiled header once; other targets reuse it.
+#include <torch/torch.h>

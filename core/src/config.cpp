@@ -1,0 +1,384 @@
+// YAML tree <-> yaml-cpp, scalar conversion with precise errors, overrides and emission.
+#include "ewa/core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+namespace ewa::config {
+namespace {
+
+std::string format_error(const std::string& file, int line, const std::string& key_path,
+                         const std::string& message) {
+  std::ostringstream os;
+  os << (file.empty() ? std::string("<config>") : file);
+  if (line > 0) os << ":" << line;
+  if (!key_path.empty()) os << ": " << key_path;
+  os << ": " << message;
+  if (line == 0 && !key_path.empty() && !file.empty()) os << " (value from --set or default)";
+  return os.str();
+}
+
+Node from_yaml(const YAML::Node& y) {
+  Node n;
+  n.line = y.Mark().line >= 0 ? y.Mark().line + 1 : 0;
+  switch (y.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      n.kind = Node::Kind::kNull;
+      break;
+    case YAML::NodeType::Scalar:
+      n.kind = Node::Kind::kScalar;
+      n.scalar = y.Scalar();
+      n.quoted = y.Tag() == "!";  // yaml-cpp tags quoted scalars with "!"
+      if (!n.quoted && (n.scalar == "~" || n.scalar == "null" || n.scalar == "Null" || n.scalar == "NULL")) {
+        n.kind = Node::Kind::kNull;
+        n.scalar.clear();
+      }
+      break;
+    case YAML::NodeType::Sequence:
+      n.kind = Node::Kind::kSequence;
+      for (const auto& item : y) n.items.push_back(from_yaml(item));
+      break;
+    case YAML::NodeType::Map:
+      n.kind = Node::Kind::kMap;
+      for (const auto& kv : y) {
+        std::string key = kv.first.as<std::string>();
+        for (const auto& e : n.entries) {
+          if (e.first == key) {
+            throw ConfigError("", kv.first.Mark().line + 1, key, "duplicate key");
+          }
+        }
+        n.entries.emplace_back(key, from_yaml(kv.second));
+      }
+      break;
+  }
+  return n;
+}
+
+Node parse(const std::string& text, const std::string& name) {
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.empty()) return Node::make_map();
+    if (docs.size() > 1) throw ConfigError(name, 0, "", "expected one YAML document, found " +
+                                                            std::to_string(docs.size()));
+    Node root = from_yaml(docs[0]);
+    if (!root.is_map() && !root.is_null()) {
+      throw ConfigError(name, root.line, "", "expected a map at the top level, found " + root.describe());
+    }
+    return root;
+  } catch (const ConfigError& e) {
+    if (!e.file().empty()) throw;
+    throw ConfigError(name, e.line(), e.key_path(), e.message());
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(name, e.mark.line + 1, "", "YAML syntax error: " + e.msg + " (column " +
+                                                     std::to_string(e.mark.column + 1) + ")");
+  }
+}
+
+bool looks_like_yaml_bool(const std::string& s, bool& out) {
+  static const char* kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+  static const char* kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+  for (const char* t : kTrue)
+    if (s == t) return out = true, true;
+  for (const char* f : kFalse)
+    if (s == f) return out = false, true;
+  return false;
+}
+
+template <class I>
+void decode_integer(const Node& n, const Context& c, I& out) {
+  const std::string& s = n.scalar;
+  int64_t v = 0;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  if (b != e && *b == '+') ++b;
+  auto r = std::from_chars(b, e, v);
+  if (n.quoted || s.empty() || r.ec != std::errc() || r.ptr != e) {
+    // Allow integral floats written like 1e3 or 100.0.
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(s.c_str(), &end);
+    if (!n.quoted && !s.empty() && end == s.c_str() + s.size() && errno == 0 && std::isfinite(d) &&
+        std::floor(d) == d && std::fabs(d) < 9.0e15) {
+      v = static_cast<int64_t>(d);
+    } else {
+      fail(n, c, "expected an integer, found " + n.describe());
+    }
+  }
+  if (v < static_cast<int64_t>(std::numeric_limits<I>::min()) ||
+      v > static_cast<int64_t>(std::numeric_limits<I>::max())) {
+    fail(n, c, "expected an integer in range, found " + n.describe());
+  }
+  out = static_cast<I>(v);
+}
+
+void emit(const Node& n, int indent, std::ostringstream& os, bool inline_start);
+
+std::string emit_scalar(const Node& n) {
+  if (n.is_null()) return "null";
+  YAML::Emitter e;
+  if (n.quoted) e << YAML::DoubleQuoted;
+  e << n.scalar;
+  return e.c_str();
+}
+
+void emit(const Node& n, int indent, std::ostringstream& os, bool /*inline_start*/) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  if (n.is_map()) {
+    if (n.entries.empty()) {
+      os << " {}\n";
+      return;
+    }
+    os << "\n";
+    for (const auto& [k, v] : n.entries) {
+      os << pad << k << ":";
+      if (v.is_map() || (v.is_sequence() && !v.items.empty())) {
+        emit(v, indent + 2, os, false);
+      } else if (v.is_sequence()) {
+        os << " []\n";
+      } else {
+        os << " " << emit_scalar(v) << "\n";
+      }
+    }
+  } else if (n.is_sequence()) {
+    bool flat = std::all_of(n.items.begin(), n.items.end(),
+                            [](const Node& i) { return i.is_scalar() || i.is_null(); });
+    if (flat) {
+      os << " [";
+      for (size_t i = 0; i < n.items.size(); ++i) os << (i ? ", " : "") << emit_scalar(n.items[i]);
+      os << "]\n";
+      return;
+    }
+    os << "\n";
+    for (const auto& item : n.items) {
+      os << pad << "-";
+      if (item.is_map() || item.is_sequence()) {
+        std::ostringstream inner;
+        emit(item, indent + 2, inner, true);
+        std::string s = inner.str();
+        // put the first key on the dash line
+        size_t first = s.find_first_not_of(" \n");
+        os << " " << (first == std::string::npos ? s : s.substr(first));
+      } else {
+        os << " " << emit_scalar(item) << "\n";
+      }
+    }
+  } else {
+    os << " " << emit_scalar(n) << "\n";
+  }
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, int line, std::string key_path, std::string message)
+    : std::runtime_error(format_error(file, line, key_path, message)),
+      file_(std::move(file)),
+      key_path_(std::move(key_path)),
+      message_(std::move(message)),
+      line_(line) {}
+
+Node Node::make_scalar(std::string text, bool quoted) {
+  Node n;
+  n.kind = Kind::kScalar;
+  n.scalar = std::move(text);
+  n.quoted = quoted;
+  return n;
+}
+Node Node::make_map() {
+  Node n;
+  n.kind = Kind::kMap;
+  return n;
+}
+Node Node::make_sequence() {
+  Node n;
+  n.kind = Kind::kSequence;
+  return n;
+}
+const Node* Node::find(const std::string& key) const {
+  for (const auto& e : entries)
+    if (e.first == key) return &e.second;
+  return nullptr;
+}
+Node* Node::find(const std::string& key) {
+  for (auto& e : entries)
+    if (e.first == key) return &e.second;
+  return nullptr;
+}
+Node& Node::at_or_insert(const std::string& key) {
+  if (kind == Kind::kNull) kind = Kind::kMap;
+  if (Node* n = find(key)) return *n;
+  entries.emplace_back(key, Node{});
+  return entries.back().second;
+}
+std::string Node::describe() const {
+  switch (kind) {
+    case Kind::kNull:
+      return "null";
+    case Kind::kScalar:
+      return "'" + scalar + "'";
+    case Kind::kSequence:
+      return "a sequence";
+    case Kind::kMap:
+      return "a map";
+  }
+  return "?";
+}
+
+Node parse_yaml_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path, 0, "", "cannot open config file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+Node parse_yaml_string(const std::string& text, const std::string& source_name) {
+  return parse(text, source_name);
+}
+
+std::string to_yaml(const Node& node) {
+  std::ostringstream os;
+  if (node.is_map()) {
+    emit(node, 0, os, true);
+    std::string s = os.str();
+    return s.size() > 0 && s[0] == '\n' ? s.substr(1) : s;
+  }
+  emit(node, 0, os, true);
+  return os.str();
+}
+
+void apply_override(Node& root, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw ConfigError("--set", 0, assignment, "expected KEY.PATH=VALUE");
+  }
+  std::string path = assignment.substr(0, eq);
+  std::string value = assignment.substr(eq + 1);
+  Node parsed;
+  try {
+    YAML::Node y = YAML::Load(value.empty() ? std::string("''") : value);
+    parsed = from_yaml(y);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("--set", 0, path, "cannot parse value '" + value + "': " + e.msg);
+  }
+  parsed.line = 0;
+  Node* cur = &root;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (key.empty()) throw ConfigError("--set", 0, path, "empty key in path");
+    if (!cur->is_map() && !cur->is_null()) {
+      throw ConfigError("--set", 0, path, "'" + path.substr(0, start ? start - 1 : 0) +
+                                              "' is not a map, cannot set '" + key + "'");
+    }
+    Node& next = cur->at_or_insert(key);
+    if (dot == std::string::npos) {
+      next = parsed;
+      return;
+    }
+    cur = &next;
+    start = dot + 1;
+  }
+}
+
+void apply_overrides(Node& root, const std::vector<std::string>& assignments) {
+  for (const auto& a : assignments) apply_override(root, a);
+}
+
+void fail(const Node& n, const Context& c, const std::string& message) {
+  throw ConfigError(c.file, n.line, c.path, message);
+}
+
+void decode_scalar(const Node& n, const Context& c, bool& out) {
+  if (n.quoted || !looks_like_yaml_bool(n.scalar, out)) {
+    fail(n, c, "expected a boolean (true/false), found " + n.describe());
+  }
+}
+void decode_scalar(const Node& n, const Context& c, int& out) { decode_integer(n, c, out); }
+void decode_scalar(const Node& n, const Context& c, int64_t& out) { decode_integer(n, c, out); }
+void decode_scalar(const Node& n, const Context& c, double& out) {
+  const std::string& s = n.scalar;
+  if (!n.quoted) {
+    if (s == ".inf" || s == "inf") return void(out = std::numeric_limits<double>::infinity());
+    if (s == "-.inf" || s == "-inf") return void(out = -std::numeric_limits<double>::infinity());
+    if (s == ".nan" || s == "nan") return void(out = std::numeric_limits<double>::quiet_NaN());
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(s.c_str(), &end);
+    if (!s.empty() && end == s.c_str() + s.size() && errno == 0) return void(out = d);
+  }
+  fail(n, c, "expected a number, found " + n.describe());
+}
+void decode_scalar(const Node& n, const Context& c, float& out) {
+  double d = 0;
+  decode_scalar(n, c, d);
+  out = static_cast<float>(d);
+}
+void decode_scalar(const Node& n, const Context& c, std::string& out) { out = n.scalar; }
+
+Node encode_scalar(bool v) { return Node::make_scalar(v ? "true" : "false"); }
+Node encode_scalar(int v) { return Node::make_scalar(std::to_string(v)); }
+Node encode_scalar(int64_t v) { return Node::make_scalar(std::to_string(v)); }
+Node encode_scalar(double v) {
+  if (std::isinf(v)) return Node::make_scalar(v > 0 ? ".inf" : "-.inf");
+  if (std::isnan(v)) return Node::make_scalar(".nan");
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);  // shortest round-trip form
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return Node::make_scalar(s);
+}
+Node encode_scalar(float v) { return encode_scalar(static_cast<double>(v)); }
+Node encode_scalar(const std::string& v) {
+  // Quote strings that YAML would otherwise read as another type.
+  bool b;
+  char* end = nullptr;
+  std::strtod(v.c_str(), &end);
+  bool numeric = !v.empty() && end == v.c_str() + v.size();
+  bool quote = v.empty() || numeric || looks_like_yaml_bool(v, b) || v == "null" || v == "~";
+  return Node::make_scalar(v, quote);
+}
+
+Reader& Reader::one_of(const char* key, std::string& value, const std::vector<std::string>& choices) {
+  (*this)(key, value);
+  if (std::find(choices.begin(), choices.end(), value) == choices.end()) {
+    std::string list;
+    for (const auto& ch : choices) list += (list.empty() ? "" : ", ") + ch;
+    const Node* n = node_.find(key);
+    throw ConfigError(ctx_.file, n ? n->line : node_.line, ctx_.join(key),
+                      "expected one of [" + list + "], found '" + value + "'");
+  }
+  return *this;
+}
+
+void Reader::require(bool ok, const char* key, const std::string& expected) const {
+  if (ok) return;
+  const Node* n = node_.find(key);
+  std::string found = n ? n->describe() : std::string("the default");
+  throw ConfigError(ctx_.file, n ? n->line : node_.line, ctx_.join(key),
+                    "expected " + expected + ", found " + found);
+}
+
+void Reader::finish() const {
+  for (const auto& [k, v] : node_.entries) {
+    if (std::find(asked_.begin(), asked_.end(), k) == asked_.end()) {
+      std::vector<std::string> valid = asked_;
+      std::sort(valid.begin(), valid.end());
+      std::string list;
+      for (const auto& s : valid) list += (list.empty() ? "" : ", ") + s;
+      throw ConfigError(ctx_.file, v.line ? v.line : node_.line, ctx_.join(k),
+                        "unknown key; valid keys here: " + list);
+    }
+  }
+}
+
+}  // namespace ewa::config

@@ -1,0 +1,62 @@
+// Thread count, logging setup, seeding and version string.
+#include "ewa/core/runtime.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <thread>
+
+#include "ewa/core/compat.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace ewa {
+
+int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+int set_num_threads(int n) {
+  if (n <= 0) n = hardware_threads();
+  torch::set_num_threads(n);
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  return torch::get_num_threads();
+}
+
+void init_logging(const std::string& level) {
+  auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off") {
+    throw std::invalid_argument("unknown log level '" + level +
+                                "'; valid: trace, debug, info, warn, error, critical, off");
+  }
+  static bool initialised = false;
+  if (!initialised) {
+    auto logger = spdlog::stderr_color_mt("ewa");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("[%H:%M:%S] [%^%l%$] %v");
+    initialised = true;
+  }
+  spdlog::set_level(lvl);
+}
+
+void add_log_file(const std::string& path) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, false);
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  spdlog::default_logger()->sinks().push_back(sink);
+}
+
+void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
+
+std::string version_string() {
+  std::string s = std::string("ewa ") + EWA_VERSION + " (LibTorch " + compat::torch_version();
+  s += compat::cuda_available() ? ", CUDA available" : ", CPU only";
+  s += ", " + std::to_string(torch::get_num_threads()) + " threads)";
+  return s;
+}
+
+}  // namespace ewa
