@@ -23,9 +23,9 @@ void add_config_command(CLI::App& app, GlobalOptions& global) {
     apply_global_options(global);
     config::Node root = config::parse_yaml_file(args->file);
     config::apply_overrides(root, args->set);
-    std::cout << "# resolved config of " << args->file << " (task: " << task_of(root, args->file)
-              << ")\n"
-              << config::to_yaml(resolve_config(root, args->file));
+    const std::string task = task_of(root, args->file);
+    const std::string resolved = config::to_yaml(resolve_config(root, args->file));
+    std::cout << "# resolved config of " << args->file << " (task: " << task << ")\n" << resolved;
   });
 }
 

@@ -10,6 +10,11 @@ namespace ewa::app {
 void register_commands(CLI::App& app, GlobalOptions& global) {
   add_config_command(app, global);
   add_version_command(app, global);
+  add_launch_command(app, global);
+  add_report_command(app, global);
+  add_view_command(app, global);
+  add_convert_command(app, global);
+  add_inspect_command(app, global);
 }
 
 void apply_global_options(const GlobalOptions& global, int config_threads) {

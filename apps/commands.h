@@ -31,5 +31,10 @@ void apply_global_options(const GlobalOptions& global, int config_threads = -1);
 // One function per subcommand file.
 void add_config_command(CLI::App& app, GlobalOptions& global);
 void add_version_command(CLI::App& app, GlobalOptions& global);
+void add_launch_command(CLI::App& app, GlobalOptions& global);
+void add_report_command(CLI::App& app, GlobalOptions& global);
+void add_view_command(CLI::App& app, GlobalOptions& global);
+void add_convert_command(CLI::App& app, GlobalOptions& global);
+void add_inspect_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace ewa::app

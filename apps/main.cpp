@@ -32,6 +32,25 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // Name an unknown subcommand explicitly (CLI11 only says one is required).
+    std::string unknown;
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--log-level" || a == "--threads") {
+        ++i;
+        continue;
+      }
+      if (!a.empty() && a[0] != '-') {
+        bool known = false;
+        for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->check_name(a);
+        if (!known) unknown = a;
+        break;
+      }
+    }
+    if (!unknown.empty()) {
+      std::cerr << "ewa: unknown subcommand '" << unknown << "'\n\n" << app.help();
+      return 2;
+    }
     std::cerr << "ewa: " << e.what() << "\n\n";
     // usage of the subcommand that failed, or of ewa itself
     const CLI::App* failed = &app;

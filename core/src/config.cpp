@@ -22,7 +22,7 @@ std::string format_error(const std::string& file, int line, const std::string& k
   if (line > 0) os << ":" << line;
   if (!key_path.empty()) os << ": " << key_path;
   os << ": " << message;
-  if (line == 0 && !key_path.empty() && !file.empty()) os << " (value from --set or default)";
+  if (line < 0) os << " (set on the command line with --set)";
   return os.str();
 }
 
@@ -56,7 +56,10 @@ Node from_yaml(const YAML::Node& y) {
             throw ConfigError("", kv.first.Mark().line + 1, key, "duplicate key");
           }
         }
-        n.entries.emplace_back(key, from_yaml(kv.second));
+        Node child = from_yaml(kv.second);
+        child.key_line = kv.first.Mark().line + 1;
+        if (child.line == 0) child.line = child.key_line;
+        n.entries.emplace_back(key, std::move(child));
       }
       break;
   }
@@ -269,7 +272,7 @@ void apply_override(Node& root, const std::string& assignment) {
   } catch (const YAML::Exception& e) {
     throw ConfigError("--set", 0, path, "cannot parse value '" + value + "': " + e.msg);
   }
-  parsed.line = 0;
+  parsed.line = -1;
   Node* cur = &root;
   size_t start = 0;
   while (true) {
@@ -280,9 +283,12 @@ void apply_override(Node& root, const std::string& assignment) {
       throw ConfigError("--set", 0, path, "'" + path.substr(0, start ? start - 1 : 0) +
                                               "' is not a map, cannot set '" + key + "'");
     }
+    bool existed = cur->find(key) != nullptr;
     Node& next = cur->at_or_insert(key);
+    if (!existed) next.line = next.key_line = -1;
     if (dot == std::string::npos) {
       next = parsed;
+      next.key_line = -1;
       return;
     }
     cur = &next;
@@ -375,7 +381,7 @@ void Reader::finish() const {
       std::sort(valid.begin(), valid.end());
       std::string list;
       for (const auto& s : valid) list += (list.empty() ? "" : ", ") + s;
-      throw ConfigError(ctx_.file, v.line ? v.line : node_.line, ctx_.join(k),
+      throw ConfigError(ctx_.file, v.key_line, ctx_.join(k),
                         "unknown key; valid keys here: " + list);
     }
   }

@@ -40,7 +40,8 @@ struct Node {
   bool quoted = false;  ///< scalar was quoted in the source (always a string)
   std::vector<Node> items;
   std::vector<std::pair<std::string, Node>> entries;
-  int line = 0;  ///< 1-based source line; 0 = from a --set override or generated
+  int line = 0;  ///< 1-based source line; 0 = generated; -1 = from a --set override
+  int key_line = 0;  ///< line of the map key that holds this node (same conventions)
 
   static Node make_scalar(std::string text, bool quoted = false);
   static Node make_map();

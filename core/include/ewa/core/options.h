@@ -23,6 +23,8 @@ struct VisionTransformerOptions {
   TORCH_ARG(bool, qkv_bias) = true;
   /// "token" (class token) or "avg" (mean of patch tokens).
   TORCH_ARG(std::string, global_pool) = "token";
+  /// Prepend a class token (timm default, also with avg pooling); false requires "avg".
+  TORCH_ARG(bool, class_token) = true;
   TORCH_ARG(double, drop_rate) = 0.0;
   TORCH_ARG(double, attn_drop_rate) = 0.0;
   TORCH_ARG(double, drop_path_rate) = 0.0;
@@ -38,6 +40,7 @@ struct VisionTransformerOptions {
     a("num_classes", num_classes())("embed_dim", embed_dim())("depth", depth());
     a("num_heads", num_heads())("mlp_ratio", mlp_ratio())("qkv_bias", qkv_bias());
     a.one_of("global_pool", global_pool(), {"token", "avg"});
+    a("class_token", class_token());
     a("drop_rate", drop_rate())("attn_drop_rate", attn_drop_rate())("drop_path_rate", drop_path_rate());
     a("init_values", init_values());
     a.one_of("weight_init", weight_init(), {"trunc_normal", "xavier"});
@@ -49,6 +52,8 @@ struct VisionTransformerOptions {
     a.require(in_chans() >= 1, "in_chans", "an integer >= 1");
     a.require(num_classes() >= 0, "num_classes", "an integer >= 0 (0 = no head)");
     a.require(mlp_ratio() > 0, "mlp_ratio", "a number > 0");
+    a.require(class_token() || global_pool() == "avg", "class_token",
+              "true when global_pool is \"token\" (token pooling needs the class token)");
     for (auto [k, v] : {std::pair{"drop_rate", drop_rate()}, std::pair{"attn_drop_rate", attn_drop_rate()},
                         std::pair{"drop_path_rate", drop_path_rate()}}) {
       a.require(v >= 0 && v < 1, k, "a probability in [0, 1)");

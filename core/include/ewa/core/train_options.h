@@ -5,10 +5,14 @@
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace ewa {
+
+/// Name prefix -> learning-rate factor (a named type: TORCH_ARG cannot take a comma).
+using LrMultMap = std::map<std::string, double>;
 
 struct OptimizerOptions {
   TORCH_ARG(std::string, name) = "adamw";  ///< adamw | sgd
@@ -21,6 +25,9 @@ struct OptimizerOptions {
   TORCH_ARG(double, eps) = 1e-8;           ///< adamw
   /// No weight decay on norms, biases, position embeddings and the class token.
   TORCH_ARG(bool, no_decay_on_norm_bias) = true;
+  /// Per-group learning-rate multipliers: parameter-name prefix -> factor (longest prefix
+  /// wins), e.g. {"head": 10.0}.
+  TORCH_ARG(LrMultMap, lr_mult) = {};
 
  public:
   template <class A>
@@ -28,6 +35,7 @@ struct OptimizerOptions {
     a.one_of("name", name(), {"adamw", "sgd"});
     a("lr", lr())("weight_decay", weight_decay())("momentum", momentum())("nesterov", nesterov());
     a("beta1", beta1())("beta2", beta2())("eps", eps())("no_decay_on_norm_bias", no_decay_on_norm_bias());
+    a("lr_mult", lr_mult());
     a.require(lr() > 0, "lr", "a number > 0");
     a.require(weight_decay() >= 0, "weight_decay", "a number >= 0");
   }
@@ -57,12 +65,16 @@ struct CheckpointOptions {
   TORCH_ARG(int64_t, every_steps) = 0;    ///< write `last` every n steps (0 = off)
   TORCH_ARG(std::string, metric) = "";    ///< metric for `best` (e.g. val.top1); "" = no best
   TORCH_ARG(std::string, mode) = "max";   ///< max | min
+  /// Checkpoint to continue from (a file, or a run directory whose checkpoints/last.ckpt is
+  /// used); "" = start fresh. `ewa train --resume RUN_DIR` sets it.
+  TORCH_ARG(std::string, resume) = "";
 
  public:
   template <class A>
   void visit(A& a) {
     a("every_epochs", every_epochs())("every_steps", every_steps())("metric", metric());
     a.one_of("mode", mode(), {"max", "min"});
+    a("resume", resume());
     a.require(every_epochs() >= 0, "every_epochs", "an integer >= 0");
     a.require(every_steps() >= 0, "every_steps", "an integer >= 0");
   }
@@ -79,6 +91,10 @@ struct TrainOptions {
   TORCH_ARG(int64_t, log_every) = 50;        ///< steps between metrics.jsonl step records
   TORCH_ARG(int64_t, eval_every) = 1;        ///< epochs between evaluations (0 = end only)
   TORCH_ARG(bool, progress) = true;
+  /// Data parallel backend when WORLD_SIZE > 1: auto (nccl on CUDA builds, else gloo) | gloo | nccl.
+  TORCH_ARG(std::string, dist_backend) = "auto";
+  /// Gradient all-reduce bucket size in MiB.
+  TORCH_ARG(double, bucket_mb) = 25.0;
   TORCH_ARG(OptimizerOptions, optimizer) = {};
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(CheckpointOptions, checkpoint) = {};
@@ -90,6 +106,8 @@ struct TrainOptions {
     a("grad_clip", grad_clip())("label_smoothing", label_smoothing());
     a.one_of("precision", precision(), {"fp32", "bf16"});
     a("log_every", log_every())("eval_every", eval_every())("progress", progress());
+    a.one_of("dist_backend", dist_backend(), {"auto", "gloo", "nccl"});
+    a("bucket_mb", bucket_mb());
     a("optimizer", optimizer())("schedule", schedule())("checkpoint", checkpoint());
     a.require(epochs() >= 1, "epochs", "an integer >= 1");
     a.require(max_steps() >= 0, "max_steps", "an integer >= 0");
@@ -98,6 +116,7 @@ struct TrainOptions {
     a.require(grad_clip() >= 0, "grad_clip", "a number >= 0");
     a.require(label_smoothing() >= 0 && label_smoothing() < 1, "label_smoothing", "a number in [0, 1)");
     a.require(log_every() >= 1, "log_every", "an integer >= 1");
+    a.require(bucket_mb() > 0, "bucket_mb", "a number > 0");
   }
 };
 
