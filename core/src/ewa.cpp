@@ -1,0 +1,72 @@
+// Experts Weights Averaging: share-rate schedules and the in-place expert update.
+#include "ewa/core/ewa.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "ewa/core/moe.h"
+
+namespace ewa {
+
+ShareRateSchedule::ShareRateSchedule(const EwaOptions& options) : options_(options) {
+  if (options.share_rate() < 0 || options.share_rate() > 1) {
+    throw std::invalid_argument("ewa.share_rate: expected a number in [0, 1], got " +
+                                std::to_string(options.share_rate()));
+  }
+  const auto& s = options.schedule();
+  if (s != "constant" && s != "linear" && s != "cosine") {
+    throw std::invalid_argument("ewa.schedule: unknown schedule '" + s + "' (known: constant, linear, cosine)");
+  }
+  if (options.warmup_steps() < 0) throw std::invalid_argument("ewa.warmup_steps: expected an integer >= 0");
+}
+
+double ShareRateSchedule::at(int64_t step) const {
+  const double b_max = options_.share_rate();
+  const int64_t k = options_.warmup_steps();
+  if (options_.schedule() == "constant" || k == 0) return b_max;
+  const double frac = static_cast<double>(std::clamp<int64_t>(step, 0, k)) / static_cast<double>(k);
+  if (options_.schedule() == "linear") return b_max * frac;
+  return b_max * 0.5 * (1.0 - std::cos(M_PI * frac));  // cosine ramp
+}
+
+namespace {
+
+// Optimizer state (AdamW moments, SGD momentum) is deliberately left per expert: EWA is a
+// weight-space regulariser applied after the step, the paper averages weights only, and
+// the moments describe each expert's own gradient statistics (experts see different
+// tokens under RUP). Mixing the moments too would make the update depend on the optimizer
+// and break the exact per-step contraction property documented in ewa.h.
+void ewa_update_(torch::Tensor& p, double beta) {
+  const int64_t n = p.size(0);  // [E, ...]
+  const double other = beta / static_cast<double>(n - 1);
+  auto sum = p.sum(0, /*keepdim=*/true);  // [1, ...]
+  p.mul_(1.0 - beta - other).add_(sum, other);
+}
+
+}  // namespace
+
+int64_t apply_ewa_(torch::nn::Module& root, double beta) {
+  if (!(beta >= 0 && beta <= 1)) {
+    throw std::invalid_argument("apply_ewa_: share rate must be in [0, 1], got " + std::to_string(beta));
+  }
+  torch::NoGradGuard no_grad;
+  std::vector<StackedExpertsImpl*> layers;
+  if (auto* self = dynamic_cast<StackedExpertsImpl*>(&root)) layers.push_back(self);
+  for (const auto& m : root.modules(/*include_self=*/false)) {
+    if (auto* e = dynamic_cast<StackedExpertsImpl*>(m.get())) layers.push_back(e);
+  }
+  int64_t updated = 0;
+  for (auto* e : layers) {
+    if (e->num_experts() < 2) continue;
+    if (beta > 0) {
+      for (auto* p : {&e->w1, &e->b1, &e->w2, &e->b2}) ewa_update_(*p, beta);
+    }
+    ++updated;
+  }
+  return updated;
+}
+
+}  // namespace ewa

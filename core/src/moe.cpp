@@ -1,0 +1,191 @@
+// Stacked experts, the MoE FFN executing routing plans, and MoE block placement.
+#include "ewa/core/moe.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "init_util.h"
+
+namespace ewa {
+
+// --------------------------------------------------------------------------------------
+StackedExpertsImpl::StackedExpertsImpl(int64_t num_experts, int64_t in_features, int64_t hidden_features,
+                                       int64_t out_features, double drop)
+    : drop_(drop) {
+  TORCH_CHECK(num_experts >= 1 && in_features >= 1 && hidden_features >= 1 && out_features >= 1,
+              "StackedExperts: sizes must be >= 1 (experts ", num_experts, ", in ", in_features, ", hidden ",
+              hidden_features, ", out ", out_features, ")");
+  w1 = register_parameter("w1", torch::empty({num_experts, in_features, hidden_features}));
+  b1 = register_parameter("b1", torch::zeros({num_experts, hidden_features}));
+  w2 = register_parameter("w2", torch::empty({num_experts, hidden_features, out_features}));
+  b2 = register_parameter("b2", torch::zeros({num_experts, out_features}));
+  reset_parameters("trunc_normal");
+}
+
+torch::Tensor StackedExpertsImpl::forward(const torch::Tensor& xs) {
+  TORCH_CHECK(xs.dim() == 3 && xs.size(0) == num_experts() && xs.size(2) == in_features(),
+              "StackedExperts: expected slot inputs [E=", num_experts(), ", C, in=", in_features(), "], got ",
+              xs.sizes());
+  auto h = torch::baddbmm(b1.unsqueeze(1), xs, w1);  // [E, C, hidden]
+  h = torch::gelu(h);
+  if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
+  auto y = torch::baddbmm(b2.unsqueeze(1), h, w2);   // [E, C, out]
+  if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
+  return y;
+}
+
+torch::Tensor StackedExpertsImpl::forward_mean(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features(), "StackedExperts: expected [..., in=", in_features(),
+              "], got ", x.sizes());
+  // Same ops and operands as MlpImpl::forward with the collapsed weights (Linear layout).
+  auto h = torch::linear(x, w1.mean(0).t().contiguous(), b1.mean(0));  // [..., hidden]
+  h = torch::gelu(h);
+  if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
+  auto y = torch::linear(h, w2.mean(0).t().contiguous(), b2.mean(0));  // [..., out]
+  if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
+  return y;
+}
+
+void StackedExpertsImpl::copy_from_dense(const torch::Tensor& fc1_w, const torch::Tensor& fc1_b,
+                                         const torch::Tensor& fc2_w, const torch::Tensor& fc2_b) {
+  TORCH_CHECK(fc1_w.sizes() == torch::IntArrayRef({hidden_features(), in_features()}) &&
+                  fc1_b.sizes() == torch::IntArrayRef({hidden_features()}) &&
+                  fc2_w.sizes() == torch::IntArrayRef({out_features(), hidden_features()}) &&
+                  fc2_b.sizes() == torch::IntArrayRef({out_features()}),
+              "StackedExperts::copy_from_dense: dense FFN shapes fc1 ", fc1_w.sizes(), ", fc2 ", fc2_w.sizes(),
+              " do not match experts in ", in_features(), ", hidden ", hidden_features(), ", out ",
+              out_features());
+  torch::NoGradGuard no_grad;
+  w1.copy_(fc1_w.t().unsqueeze(0).expand_as(w1));  // [E, in, hidden]
+  b1.copy_(fc1_b.unsqueeze(0).expand_as(b1));      // [E, hidden]
+  w2.copy_(fc2_w.t().unsqueeze(0).expand_as(w2));  // [E, hidden, out]
+  b2.copy_(fc2_b.unsqueeze(0).expand_as(b2));      // [E, out]
+}
+
+std::vector<torch::Tensor> StackedExpertsImpl::mean_dense() const {
+  torch::NoGradGuard no_grad;
+  return {w1.mean(0).t().contiguous(), b1.mean(0), w2.mean(0).t().contiguous(), b2.mean(0)};
+}
+
+void StackedExpertsImpl::reset_parameters(const std::string& weight_init) {
+  torch::NoGradGuard no_grad;
+  if (weight_init == "trunc_normal") {
+    detail::trunc_normal_(w1, 0.02);
+    detail::trunc_normal_(w2, 0.02);
+    b1.zero_();
+    b2.zero_();
+  } else if (weight_init == "xavier") {
+    detail::xavier_uniform_(w1, in_features(), hidden_features());
+    detail::xavier_uniform_(w2, hidden_features(), out_features());
+    b1.normal_(0.0, 1e-6);
+    b2.normal_(0.0, 1e-6);
+  } else {
+    throw std::invalid_argument("StackedExperts: unknown weight_init '" + weight_init +
+                                "' (known: trunc_normal, xavier)");
+  }
+}
+
+// --------------------------------------------------------------------------------------
+MoEMlpImpl::MoEMlpImpl(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
+                       const RouterOptions& router_options, double drop)
+    : MoEMlpImpl(in_features, hidden_features, out_features, num_experts,
+                 make_router(router_options, in_features, num_experts), drop) {}
+
+MoEMlpImpl::MoEMlpImpl(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
+                       RouterPtr router_ptr, double drop) {
+  TORCH_CHECK(router_ptr, "MoEMlp: router is null");
+  TORCH_CHECK(router_ptr->num_experts() == num_experts, "MoEMlp: router '", router_ptr->name(), "' has ",
+              router_ptr->num_experts(), " experts, layer has ", num_experts);
+  router = register_module("router", std::move(router_ptr));
+  experts = register_module(
+      "experts", StackedExperts(num_experts, in_features, hidden_features, out_features, drop));
+}
+
+torch::Tensor MoEMlpImpl::forward(const torch::Tensor& x) {
+  if (!is_training() && router->averaged_expert_at_eval()) {
+    last_aux_loss_ = torch::Tensor();
+    return experts->forward_mean(x);
+  }
+  RoutingPlan plan = router->route(x);
+  last_aux_loss_ = torch::Tensor();
+  if (is_training()) {
+    for (const auto& [name, loss] : plan.aux_losses) {
+      last_aux_loss_ = last_aux_loss_.defined() ? last_aux_loss_ + loss : loss;
+    }
+  }
+  last_stats_ = std::move(plan.stats);
+  return execute(x, plan);
+}
+
+torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
+  const int64_t e = experts->num_experts(), d = experts->in_features(), o = experts->out_features();
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "MoEMlp: expected tokens [B, T, ", d, "], got ", x.sizes());
+  const int64_t b = x.size(0), t = x.size(1), n = b * t;
+  validate_plan(plan, b, t, e, router ? router->name() : std::string("plan"));
+
+  if (plan.is_soft()) {
+    auto disp = plan.soft_dispatch.to(x.scalar_type());
+    const int64_t s = disp.size(3);
+    auto xs = torch::einsum("btes,btd->ebsd", {disp, x}).reshape({e, b * s, d});  // [E, B*S, D]
+    auto ys = experts->forward(xs).view({e, b, s, o});                            // [E, B, S, O]
+    return torch::einsum("btes,ebso->bto", {plan.soft_combine.to(ys.scalar_type()), ys});  // [B, T, O]
+  }
+
+  const auto& index = plan.dispatch_index;  // [E, C]
+  const int64_t c = index.size(1);
+  auto valid = index >= 0;                               // [E, C]
+  auto flat_index = index.clamp_min(0).reshape({-1});    // [E*C]; empty slots read token 0 ...
+  auto flat = x.reshape({n, d});                         // [N, D]
+  // Advanced indexing (aten::index / index_put) rather than index_select / index_add: on
+  // CPU their backward and accumulate paths are vectorised kernels, not per-row loops.
+  auto xs = flat.index({flat_index}).view({e, c, d});    // [E, C, D]
+  auto ys = experts->forward(xs);                        // [E, C, O]
+  // ... and are zeroed by their weight before the combine.
+  auto w = plan.combine_weight.to(ys.scalar_type()) * valid.to(ys.scalar_type());  // [E, C]
+  ys = (ys * w.unsqueeze(-1)).reshape({e * c, o});       // [E*C, O]
+  torch::Tensor out;
+  if (plan.token_slot.defined()) {  // at most one slot per token: gather by the inverse
+    auto slot = plan.token_slot;                         // [N]
+    out = ys.index({slot.clamp_min(0)}) * (slot >= 0).to(ys.scalar_type()).unsqueeze(-1);  // [N, O]
+  } else {
+    c10::List<c10::optional<torch::Tensor>> at_index;
+    at_index.push_back(flat_index);
+    out = torch::zeros({n, o}, ys.options()).index_put(at_index, ys, /*accumulate=*/true);  // [N, O]
+  }
+  return out.view({b, t, o});                            // [B, T, O]
+}
+
+// --------------------------------------------------------------------------------------
+std::vector<int64_t> moe_block_indices(const MoEOptions& options, int64_t depth) {
+  TORCH_CHECK(depth >= 1, "moe_block_indices: depth must be >= 1");
+  std::set<int64_t> chosen;
+  if (!options.blocks().empty()) {
+    for (int64_t i : options.blocks()) {
+      if (i < 0 || i >= depth) {
+        throw std::invalid_argument("moe.blocks: block index " + std::to_string(i) + " out of range [0, " +
+                                    std::to_string(depth) + ")");
+      }
+      chosen.insert(i);
+    }
+  } else {
+    if (options.every() > 0) {
+      for (int64_t i = options.every() - 1; i < depth; i += options.every()) chosen.insert(i);
+    }
+    if (options.last() > depth) {
+      throw std::invalid_argument("moe.last: " + std::to_string(options.last()) + " exceeds depth " +
+                                  std::to_string(depth));
+    }
+    for (int64_t i = depth - options.last(); i < depth; ++i) chosen.insert(i);
+  }
+  if (chosen.empty()) {
+    throw std::invalid_argument("moe: no block selected (every " + std::to_string(options.every()) + ", last " +
+                                std::to_string(options.last()) + ", depth " + std::to_string(depth) +
+                                "); set moe.every, moe.last or moe.blocks");
+  }
+  return {chosen.begin(), chosen.end()};
+}
+
+}  // namespace ewa

@@ -1,0 +1,145 @@
+// Model export/import with timm names, collapse (MoE eval output == dense output), upcycling,
+// and clear errors for missing / unexpected / mis-shaped tensors.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "ewa/core/collapse.h"
+#include "ewa/core/config.h"
+#include "ewa/core/ewa.h"
+#include "ewa/core/model_io.h"
+#include "test_util.h"
+
+namespace {
+
+using namespace ewa;
+
+VisionTransformerOptions tiny() {
+  return VisionTransformerOptions().img_size(8).patch_size(4).num_classes(4).embed_dim(16).depth(4).num_heads(2)
+      .mlp_ratio(2.0);
+}
+
+MoEOptions moe4() { return MoEOptions().enabled(true).num_experts(4).every(2).init("independent"); }
+
+void expect_error_contains(const std::function<void()>& f, const std::vector<std::string>& fragments) {
+  try {
+    f();
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    for (const auto& s : fragments) EXPECT_NE(std::string(e.what()).find(s), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelIo, DenseRoundTripIsBitExact) {
+  torch::manual_seed(0);
+  test::TempDir tmp;
+  VisionTransformer m(tiny().init_values(0.1).global_pool("avg"));
+  save_model(m, tmp.str("m.safetensors"));
+  auto loaded = load_model(tmp.str("m.safetensors"));
+  EXPECT_EQ(config::dump(loaded->options()), config::dump(m->options()));
+  EXPECT_FALSE(loaded->moe_options().has_value());
+  auto a = model_tensors(m), b = model_tensors(loaded);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
+  auto header = safetensors::read_header(tmp.str("m.safetensors"));
+  EXPECT_FALSE(header.metadata.count(kMetaMoe));
+  EXPECT_EQ(header.metadata.at("format"), "pt");
+  m->eval();
+  loaded->eval();
+  auto x = torch::randn({2, 3, 8, 8});
+  EXPECT_TRUE(torch::equal(m->forward(x), loaded->forward(x)));
+}
+
+TEST(ModelIo, MoERoundTripKeepsExperts) {
+  torch::manual_seed(1);
+  test::TempDir tmp;
+  VisionTransformer m(tiny(), moe4());
+  save_model(m, tmp.str("moe.safetensors"));
+  auto header = safetensors::read_header(tmp.str("moe.safetensors"));
+  ASSERT_TRUE(header.metadata.count(kMetaMoe));
+  auto loaded = load_model(tmp.str("moe.safetensors"));
+  EXPECT_EQ(loaded->moe_blocks(), (std::vector<int64_t>{1, 3}));
+  auto w1 = model_tensors(loaded).at("blocks.1.mlp.experts.w1");
+  EXPECT_EQ(w1.sizes(), torch::IntArrayRef({4, 16, 32}));
+  EXPECT_TRUE(torch::equal(w1, model_tensors(m).at("blocks.1.mlp.experts.w1")));
+}
+
+TEST(Collapse, DenseOutputEqualsMoEEvalOutput) {
+  torch::manual_seed(2);
+  VisionTransformer m(tiny(), moe4());
+  apply_ewa_(*m, 0.2);
+  auto probe = torch::randn({3, 3, 8, 8});
+  m->eval();
+  auto moe_out = m->forward(probe).detach();
+  auto expected_fc1 = m->blocks()[1]->moe_mlp()->experts->w1.mean(0).t().contiguous();
+  m->train();
+  auto report = collapse_to_dense(m, probe);
+  EXPECT_EQ(report.blocks, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(report.num_experts, 4);
+  // Same values through the same ops; GEMM blocking may still differ in the last bits.
+  EXPECT_LE(report.max_abs_diff, 1e-5);
+  EXPECT_TRUE(m->is_training());  // mode restored
+  EXPECT_TRUE(m->moe_blocks().empty());
+  EXPECT_FALSE(m->moe_options().has_value());
+  EXPECT_TRUE(torch::equal(m->blocks()[1]->dense_mlp()->fc1->weight, expected_fc1));
+  m->eval();
+  EXPECT_TRUE(torch::allclose(m->forward(probe), moe_out, 1e-5, 1e-5));
+  // The collapsed model has exactly the dense model's names and shapes.
+  VisionTransformer dense(tiny());
+  auto a = model_tensors(m), b = model_tensors(dense);
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : b) EXPECT_EQ(a.at(k).sizes(), v.sizes()) << k;
+}
+
+TEST(Collapse, IdenticalExpertsTrainOutputEqualsDenseInDouble) {
+  torch::manual_seed(3);
+  VisionTransformer dense(tiny());
+  dense->to(torch::kDouble);
+  test::TempDir tmp;
+  save_model(dense, tmp.str("d.safetensors"));
+  auto moe = load_model(tmp.str("d.safetensors"));
+  moe->to(torch::kDouble);
+  EXPECT_EQ(upcycle_to_moe(moe, MoEOptions().num_experts(3).every(0).last(2)), (std::vector<int64_t>{2, 3}));
+  EXPECT_TRUE(moe->moe_options().has_value());
+  auto x = torch::randn({2, 3, 8, 8}, torch::kDouble);
+  dense->train();
+  moe->train();  // RUP routing in train mode, no dropout configured
+  EXPECT_LE((moe->forward(x) - dense->forward(x)).abs().max().item<double>(), 1e-12);
+  EXPECT_THROW(upcycle_to_moe(moe, MoEOptions().every(0).last(1)), std::invalid_argument);
+  auto report = collapse_to_dense(moe, x);
+  EXPECT_LE(report.max_abs_diff, 1e-12);
+  for (const auto& [k, v] : model_tensors(dense)) EXPECT_TRUE(torch::equal(v, model_tensors(moe).at(k))) << k;
+}
+
+TEST(ModelIo, LoadsTimmNamedDenseWeightsAndReportsProblems) {
+  torch::manual_seed(4);
+  test::TempDir tmp;
+  VisionTransformer src(tiny());
+  auto tensors = model_tensors(src);
+  // A "pretrained" timm file: same names, F16 data, no ewa metadata.
+  safetensors::TensorMap half;
+  for (const auto& [k, v] : tensors) half[k] = v.to(torch::kHalf);
+  safetensors::save_file(tmp.str("timm.safetensors"), half, {{"format", "pt"}});
+  VisionTransformer dst(tiny());
+  load_weights_file(dst, tmp.str("timm.safetensors"));
+  EXPECT_TRUE(torch::equal(model_tensors(dst).at("pos_embed"), half.at("pos_embed").to(torch::kFloat)));
+  expect_error_contains([&] { load_model(tmp.str("timm.safetensors")); }, {"timm.safetensors", "ewa.vit"});
+
+  // Different class count: strict load fails on head, skipping "head." works.
+  VisionTransformer ten(tiny().num_classes(10));
+  expect_error_contains([&] { load_weights_file(ten, tmp.str("timm.safetensors")); },
+                        {"timm.safetensors", "mis-shaped", "head.weight", "[4, 16]", "[10, 16]"});
+  EXPECT_NO_THROW(load_weights_file(ten, tmp.str("timm.safetensors"), {"head."}));
+
+  auto missing = tensors;
+  missing.erase("blocks.2.attn.qkv.weight");
+  missing["blocks.9.mlp.fc1.weight"] = torch::zeros({1});
+  expect_error_contains([&] { load_weights(dst, missing, "partial.safetensors"); },
+                        {"partial.safetensors", "missing blocks.2.attn.qkv.weight", "unexpected blocks.9.mlp.fc1.weight"});
+
+  // An MoE file into a dense model points at `ewa convert`.
+  VisionTransformer moe(tiny(), moe4());
+  expect_error_contains([&] { load_weights(dst, model_tensors(moe), "moe.safetensors"); },
+                        {"blocks.1.mlp.experts.w1", "ewa convert"});
+}
+
+}  // namespace
