@@ -1,0 +1,120 @@
+// Internal HDF5 helpers (C API): RAII file, dataset <-> tensor, global lock.
+#include "h5_util.h"
+
+#ifdef EWA_HAVE_HDF5
+#include <vector>
+
+namespace ewa::datasets::detail {
+
+std::mutex& h5_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+
+namespace {
+struct Closer {
+  hid_t id;
+  herr_t (*fn)(hid_t);
+  ~Closer() {
+    if (id >= 0) fn(id);
+  }
+};
+}  // namespace
+
+H5File H5File::open_read(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  TORCH_CHECK(id >= 0, "cannot open HDF5 file ", path);
+  return H5File(id, path);
+}
+
+H5File H5File::create(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  TORCH_CHECK(id >= 0, "cannot create HDF5 file ", path);
+  return H5File(id, path);
+}
+
+H5File::~H5File() {
+  if (id_ >= 0) H5Fclose(id_);
+}
+
+bool H5File::has(const std::string& name) const {
+  return H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+torch::Tensor H5File::read(const std::string& name) const {
+  TORCH_CHECK(has(name), path_, ": no dataset '", name, "'");
+  hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  TORCH_CHECK(ds >= 0, path_, ": cannot open dataset '", name, "'");
+  Closer c1{ds, H5Dclose};
+  hid_t space = H5Dget_space(ds);
+  Closer c2{space, H5Sclose};
+  int rank = H5Sget_simple_extent_ndims(space);
+  TORCH_CHECK(rank >= 0 && rank <= 8, path_, ": dataset '", name, "' has unsupported rank");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  std::vector<int64_t> shape(dims.begin(), dims.end());
+  hid_t ftype = H5Dget_type(ds);
+  Closer c3{ftype, H5Tclose};
+  H5T_class_t cls = H5Tget_class(ftype);
+  size_t size = H5Tget_size(ftype);
+  torch::ScalarType st;
+  hid_t mtype;
+  if (cls == H5T_FLOAT) {
+    st = size == 8 ? torch::kFloat64 : torch::kFloat32;
+    mtype = size == 8 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT;
+  } else if (cls == H5T_INTEGER) {
+    bool sign = H5Tget_sign(ftype) == H5T_SGN_2;
+    if (size == 1) {
+      st = sign ? torch::kInt8 : torch::kUInt8;
+      mtype = sign ? H5T_NATIVE_INT8 : H5T_NATIVE_UINT8;
+    } else if (size == 2) {
+      st = sign ? torch::kInt16 : torch::kInt32;
+      mtype = sign ? H5T_NATIVE_INT16 : H5T_NATIVE_INT32;
+    } else if (size == 4 && sign) {
+      st = torch::kInt32;
+      mtype = H5T_NATIVE_INT32;
+    } else {
+      st = torch::kInt64;
+      mtype = H5T_NATIVE_INT64;
+    }
+  } else {
+    TORCH_CHECK(false, path_, ": dataset '", name, "' is not numeric");
+  }
+  auto t = torch::empty(shape, st);
+  if (t.numel() > 0) {
+    TORCH_CHECK(H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, path_,
+                ": cannot read dataset '", name, "'");
+  }
+  return t;
+}
+
+void H5File::write(const std::string& name, const torch::Tensor& in) const {
+  torch::Tensor t = in.scalar_type() == torch::kBool ? in.to(torch::kUInt8) : in;
+  t = t.contiguous().cpu();
+  hid_t mtype;
+  switch (t.scalar_type()) {
+    case torch::kFloat32: mtype = H5T_NATIVE_FLOAT; break;
+    case torch::kFloat64: mtype = H5T_NATIVE_DOUBLE; break;
+    case torch::kUInt8: mtype = H5T_NATIVE_UINT8; break;
+    case torch::kInt8: mtype = H5T_NATIVE_INT8; break;
+    case torch::kInt16: mtype = H5T_NATIVE_INT16; break;
+    case torch::kInt32: mtype = H5T_NATIVE_INT32; break;
+    case torch::kInt64: mtype = H5T_NATIVE_INT64; break;
+    default: TORCH_CHECK(false, path_, ": cannot write dtype ", t.scalar_type(), " to HDF5 dataset '", name, "'");
+  }
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+  Closer c1{space, H5Sclose};
+  hid_t ds = H5Dcreate2(id_, name.c_str(), mtype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  TORCH_CHECK(ds >= 0, path_, ": cannot create dataset '", name, "'");
+  Closer c2{ds, H5Dclose};
+  if (t.numel() > 0) {
+    TORCH_CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, path_,
+                ": cannot write dataset '", name, "'");
+  }
+}
+
+}  // namespace ewa::datasets::detail
+#endif

@@ -1,0 +1,550 @@
+// PCD (ascii/binary/binary_compressed) and PLY (ascii/binary) readers keeping every field,
+// LZF decompression, label maps, field -> PointCloudData conversion, and the PLY writer.
+#include "ewa/datasets/points/pcd_ply.h"
+
+#include "util.h"
+
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+namespace ewa::datasets {
+
+using namespace detail;
+
+const torch::Tensor& PointFields::get(const std::string& name) const {
+  auto it = fields.find(name);
+  if (it == fields.end()) {
+    std::string have;
+    for (const auto& n : names) have += (have.empty() ? "" : " ") + n;
+    TORCH_CHECK(false, source, ": no field '", name, "' (fields: ", have, ")");
+  }
+  return it->second;
+}
+
+std::vector<uint8_t> lzf_decompress(const uint8_t* in, size_t in_size, size_t out_size) {
+  std::vector<uint8_t> out(out_size);
+  const uint8_t* ip = in;
+  const uint8_t* in_end = in + in_size;
+  uint8_t* op = out.data();
+  uint8_t* out_end = out.data() + out_size;
+  while (ip < in_end) {
+    unsigned ctrl = *ip++;
+    if (ctrl < 32) {  // literal run of ctrl+1 bytes
+      size_t len = ctrl + 1;
+      TORCH_CHECK(ip + len <= in_end, "LZF: literal run past the end of the input");
+      TORCH_CHECK(op + len <= out_end, "LZF: output larger than the declared size");
+      std::memcpy(op, ip, len);
+      op += len;
+      ip += len;
+    } else {  // back reference
+      size_t len = ctrl >> 5;
+      TORCH_CHECK(ip < in_end, "LZF: truncated back reference");
+      if (len == 7) {
+        len += *ip++;
+        TORCH_CHECK(ip < in_end, "LZF: truncated back reference");
+      }
+      size_t off = ((ctrl & 0x1f) << 8) + *ip++ + 1;
+      len += 2;
+      TORCH_CHECK(off <= static_cast<size_t>(op - out.data()), "LZF: back reference before the output start");
+      TORCH_CHECK(op + len <= out_end, "LZF: output larger than the declared size");
+      const uint8_t* ref = op - off;
+      for (size_t i = 0; i < len; ++i) op[i] = ref[i];  // may overlap
+      op += len;
+    }
+  }
+  TORCH_CHECK(op == out_end, "LZF: decompressed ", op - out.data(), " bytes, expected ", out_size);
+  return out;
+}
+
+namespace {
+
+struct FieldSpec {
+  std::string name;
+  char type = 'F';  // F, I, U
+  int size = 4;
+  int64_t count = 1;
+};
+
+// Storage dtype with the same byte size, and the final widened dtype.
+torch::ScalarType raw_dtype(const FieldSpec& f, const std::string& path) {
+  if (f.type == 'F' && f.size == 4) return torch::kFloat32;
+  if (f.type == 'F' && f.size == 8) return torch::kFloat64;
+  if (f.type == 'U' && f.size == 1) return torch::kUInt8;
+  if (f.type == 'I' && f.size == 1) return torch::kInt8;
+  if ((f.type == 'I' || f.type == 'U') && f.size == 2) return torch::kInt16;
+  if ((f.type == 'I' || f.type == 'U') && f.size == 4) return torch::kInt32;
+  if ((f.type == 'I' || f.type == 'U') && f.size == 8) return torch::kInt64;
+  TORCH_CHECK(false, path, ": unsupported field type ", f.type, f.size, " for '", f.name, "'");
+  return torch::kFloat32;
+}
+
+torch::Tensor widen(torch::Tensor t, const FieldSpec& f) {
+  if (f.type == 'U' && f.size == 2) return t.to(torch::kInt32).bitwise_and(0xFFFF);
+  if (f.type == 'U' && f.size == 4) return t.to(torch::kInt64).bitwise_and(static_cast<int64_t>(0xFFFFFFFF));
+  return t;
+}
+
+torch::Tensor shaped(torch::Tensor t, int64_t n, int64_t count) {
+  return count == 1 ? t.view({n}) : t.view({n, count});  // [N] or [N,count]
+}
+
+// Fills `out` from array-of-structs records (record = sum of field bytes).
+void from_records(const uint8_t* data, int64_t n, const std::vector<FieldSpec>& specs, bool swap,
+                  PointFields& out, const std::string& path) {
+  int64_t rec = 0;
+  for (const auto& f : specs) rec += f.size * f.count;
+  int64_t at = 0;
+  for (const auto& f : specs) {
+    int64_t bytes = f.size * f.count;
+    auto t = torch::empty({n * f.count}, raw_dtype(f, path));
+    auto* dst = static_cast<uint8_t*>(t.data_ptr());
+    for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * bytes, data + i * rec + at, static_cast<size_t>(bytes));
+    if (swap) byteswap_inplace(dst, n * f.count, f.size);
+    at += bytes;
+    if (f.name == "_") continue;  // PCL padding
+    out.fields[f.name] = shaped(widen(t, f), n, f.count);
+    out.names.push_back(f.name);
+  }
+}
+
+// Parses ascii rows: each line holds all values of one point.
+void from_ascii(const char* p, const char* end, int64_t n, const std::vector<FieldSpec>& specs, PointFields& out,
+                const std::string& path, int64_t first_line) {
+  int64_t per = 0;
+  for (const auto& f : specs) per += f.count;
+  std::vector<double> vals(static_cast<size_t>(n * per));
+  int64_t row = 0, line = first_line;
+  while (p < end && row < n) {
+    const char* eol = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (eol == nullptr) eol = end;
+    auto toks = split_ws(std::string_view(p, static_cast<size_t>(eol - p)));
+    p = eol + 1;
+    if (toks.empty()) {
+      ++line;
+      continue;
+    }
+    TORCH_CHECK(static_cast<int64_t>(toks.size()) == per, path, ":", line, ": ", toks.size(), " values, expected ", per);
+    for (int64_t k = 0; k < per; ++k) {
+      TORCH_CHECK(parse_number_token(toks[k], vals[row * per + k]), path, ":", line, ": bad number '", toks[k], "'");
+    }
+    ++row;
+    ++line;
+  }
+  TORCH_CHECK(row == n, path, ": ", row, " data lines, header announces ", n, " points");
+  auto all = torch::from_blob(vals.data(), {n, per}, torch::kFloat64);  // [N,per]
+  int64_t at = 0;
+  for (const auto& f : specs) {
+    auto col = all.narrow(1, at, f.count).contiguous();
+    at += f.count;
+    if (f.name == "_") continue;
+    torch::ScalarType st = raw_dtype(f, path);
+    if (f.type == 'U' && f.size == 2) st = torch::kInt32;
+    if (f.type == 'U' && f.size == 4) st = torch::kInt64;
+    torch::Tensor t;
+    if (f.type == 'F' && f.size == 4 && (f.name == "rgb" || f.name == "rgba")) {
+      t = col.to(torch::kFloat32);  // packed colour written as a float value
+    } else {
+      t = col.to(st);
+    }
+    out.fields[f.name] = shaped(t, n, f.count);
+    out.names.push_back(f.name);
+  }
+}
+
+}  // namespace
+
+PointFields read_pcd(const std::string& path) {
+  std::string bytes = read_whole_file(path);
+  PointFields out;
+  out.source = path;
+  std::vector<FieldSpec> specs;
+  std::vector<std::string> sizes, types, counts;
+  int64_t points = -1;
+  std::string data_kind;
+  size_t pos = 0;
+  int64_t line = 0;
+  while (pos < bytes.size()) {
+    size_t eol = bytes.find('\n', pos);
+    if (eol == std::string::npos) eol = bytes.size();
+    std::string l = trim(std::string_view(bytes).substr(pos, eol - pos));
+    pos = eol + 1;
+    ++line;
+    if (l.empty() || l[0] == '#') continue;
+    auto toks = split_ws(l);
+    std::string key = toks[0];
+    toks.erase(toks.begin());
+    if (key == "FIELDS") {
+      for (const auto& t : toks) specs.push_back({t});
+    } else if (key == "SIZE") {
+      sizes = toks;
+    } else if (key == "TYPE") {
+      types = toks;
+    } else if (key == "COUNT") {
+      counts = toks;
+    } else if (key == "WIDTH") {
+      TORCH_CHECK(toks.size() == 1 && parse_int_token(toks[0], out.width), path, ":", line, ": bad WIDTH");
+    } else if (key == "HEIGHT") {
+      TORCH_CHECK(toks.size() == 1 && parse_int_token(toks[0], out.height), path, ":", line, ": bad HEIGHT");
+    } else if (key == "POINTS") {
+      TORCH_CHECK(toks.size() == 1 && parse_int_token(toks[0], points), path, ":", line, ": bad POINTS");
+    } else if (key == "DATA") {
+      TORCH_CHECK(toks.size() == 1, path, ":", line, ": bad DATA line");
+      data_kind = toks[0];
+      break;
+    } else if (key == "VERSION" || key == "VIEWPOINT") {
+      continue;
+    } else {
+      TORCH_CHECK(false, path, ":", line, ": unknown PCD header key '", key, "'");
+    }
+  }
+  TORCH_CHECK(!data_kind.empty(), path, ": no DATA line (not a PCD file?)");
+  TORCH_CHECK(!specs.empty() && sizes.size() == specs.size() && types.size() == specs.size() &&
+                  (counts.empty() || counts.size() == specs.size()),
+              path, ": FIELDS/SIZE/TYPE/COUNT lengths differ");
+  for (size_t i = 0; i < specs.size(); ++i) {
+    int64_t s = 0, c = 1;
+    TORCH_CHECK(parse_int_token(sizes[i], s) && types[i].size() == 1, path, ": bad SIZE/TYPE for ", specs[i].name);
+    if (!counts.empty()) TORCH_CHECK(parse_int_token(counts[i], c) && c >= 1, path, ": bad COUNT for ", specs[i].name);
+    specs[i].size = static_cast<int>(s);
+    specs[i].type = types[i][0];
+    specs[i].count = c;
+    raw_dtype(specs[i], path);
+  }
+  if (points < 0) points = out.width * out.height;
+  TORCH_CHECK(out.width * out.height == points, path, ": WIDTH*HEIGHT=", out.width * out.height, " but POINTS=", points);
+  int64_t n = points;
+  int64_t rec = 0;
+  for (const auto& f : specs) rec += f.size * f.count;
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(bytes.data()) + std::min(pos, bytes.size());
+  size_t avail = bytes.size() - std::min(pos, bytes.size());
+  if (data_kind == "ascii") {
+    from_ascii(reinterpret_cast<const char*>(data), reinterpret_cast<const char*>(data) + avail, n, specs, out, path,
+               line + 1);
+  } else if (data_kind == "binary") {
+    TORCH_CHECK(avail >= static_cast<size_t>(n * rec), path, ": binary data has ", avail, " bytes, need ", n * rec);
+    from_records(data, n, specs, false, out, path);
+  } else if (data_kind == "binary_compressed") {
+    TORCH_CHECK(avail >= 8, path, ": truncated binary_compressed header");
+    uint32_t csize, usize;
+    std::memcpy(&csize, data, 4);
+    std::memcpy(&usize, data + 4, 4);
+    TORCH_CHECK(avail - 8 >= csize, path, ": compressed block of ", csize, " bytes but only ", avail - 8, " present");
+    TORCH_CHECK(static_cast<int64_t>(usize) == n * rec, path, ": uncompressed size ", usize, " != points*record ", n * rec);
+    std::vector<uint8_t> raw;
+    try {
+      raw = lzf_decompress(data + 8, csize, usize);
+    } catch (const c10::Error& e) {
+      TORCH_CHECK(false, path, ": ", e.msg());
+    }
+    // Struct-of-arrays: each field's values for all points, in field order.
+    size_t at = 0;
+    for (const auto& f : specs) {
+      int64_t bytes_f = n * f.size * f.count;
+      auto t = torch::empty({n * f.count}, raw_dtype(f, path));
+      std::memcpy(t.data_ptr(), raw.data() + at, static_cast<size_t>(bytes_f));
+      at += static_cast<size_t>(bytes_f);
+      if (f.name == "_") continue;
+      out.fields[f.name] = shaped(widen(t, f), n, f.count);
+      out.names.push_back(f.name);
+    }
+  } else {
+    TORCH_CHECK(false, path, ": unknown DATA kind '", data_kind, "' (ascii, binary, binary_compressed)");
+  }
+  return out;
+}
+
+namespace {
+struct PlyProp {
+  std::string name;
+  FieldSpec spec;       // scalar type
+  bool list = false;
+  FieldSpec count_spec; // list count type
+};
+struct PlyElement {
+  std::string name;
+  int64_t count = 0;
+  std::vector<PlyProp> props;
+};
+
+FieldSpec ply_type(const std::string& t, const std::string& path) {
+  if (t == "char" || t == "int8") return {"", 'I', 1};
+  if (t == "uchar" || t == "uint8") return {"", 'U', 1};
+  if (t == "short" || t == "int16") return {"", 'I', 2};
+  if (t == "ushort" || t == "uint16") return {"", 'U', 2};
+  if (t == "int" || t == "int32") return {"", 'I', 4};
+  if (t == "uint" || t == "uint32") return {"", 'U', 4};
+  if (t == "float" || t == "float32") return {"", 'F', 4};
+  if (t == "double" || t == "float64") return {"", 'F', 8};
+  TORCH_CHECK(false, path, ": unknown PLY property type '", t, "'");
+  return {};
+}
+
+int64_t read_uint_le(const uint8_t* p, int size, bool big) {
+  uint64_t v = 0;
+  for (int i = 0; i < size; ++i) v |= static_cast<uint64_t>(p[big ? size - 1 - i : i]) << (8 * i);
+  return static_cast<int64_t>(v);
+}
+}  // namespace
+
+PointFields read_ply(const std::string& path) {
+  std::string bytes = read_whole_file(path);
+  TORCH_CHECK(starts_with(bytes, "ply"), path, ": not a PLY file (no 'ply' magic)");
+  size_t pos = 0;
+  std::string format;
+  std::vector<PlyElement> elems;
+  int64_t line = 0;
+  bool ended = false;
+  while (pos < bytes.size()) {
+    size_t eol = bytes.find('\n', pos);
+    if (eol == std::string::npos) eol = bytes.size();
+    std::string l = trim(std::string_view(bytes).substr(pos, eol - pos));
+    pos = eol + 1;
+    ++line;
+    auto toks = split_ws(l);
+    if (toks.empty()) continue;
+    if (toks[0] == "end_header") {
+      ended = true;
+      break;
+    }
+    if (toks[0] == "format") {
+      TORCH_CHECK(toks.size() >= 2, path, ":", line, ": bad format line");
+      format = toks[1];
+    } else if (toks[0] == "element") {
+      TORCH_CHECK(toks.size() == 3, path, ":", line, ": bad element line");
+      PlyElement e;
+      e.name = toks[1];
+      TORCH_CHECK(parse_int_token(toks[2], e.count) && e.count >= 0, path, ":", line, ": bad element count");
+      elems.push_back(e);
+    } else if (toks[0] == "property") {
+      TORCH_CHECK(!elems.empty(), path, ":", line, ": property before any element");
+      PlyProp p;
+      if (toks.size() == 5 && toks[1] == "list") {
+        p.list = true;
+        p.count_spec = ply_type(toks[2], path);
+        p.spec = ply_type(toks[3], path);
+        p.name = toks[4];
+      } else {
+        TORCH_CHECK(toks.size() == 3, path, ":", line, ": bad property line");
+        p.spec = ply_type(toks[1], path);
+        p.name = toks[2];
+      }
+      p.spec.name = p.name;
+      elems.back().props.push_back(p);
+    }
+  }
+  TORCH_CHECK(ended, path, ": no end_header");
+  TORCH_CHECK(format == "ascii" || format == "binary_little_endian" || format == "binary_big_endian", path,
+              ": unsupported PLY format '", format, "'");
+  bool big = format == "binary_big_endian";
+  PointFields out;
+  out.source = path;
+  const char* p = bytes.data() + std::min(pos, bytes.size());
+  const char* end = bytes.data() + bytes.size();
+  for (const auto& e : elems) {
+    bool has_list = false;
+    for (const auto& pr : e.props) has_list = has_list || pr.list;
+    if (e.name == "vertex") {
+      TORCH_CHECK(!has_list, path, ": list properties in 'vertex' are not supported");
+      std::vector<FieldSpec> specs;
+      for (const auto& pr : e.props) specs.push_back(pr.spec);
+      out.width = e.count;
+      out.height = 1;
+      if (format == "ascii") {
+        from_ascii(p, end, e.count, specs, out, path, line + 1);
+      } else {
+        int64_t rec = 0;
+        for (const auto& f : specs) rec += f.size;
+        TORCH_CHECK(end - p >= e.count * rec, path, ": vertex data truncated");
+        from_records(reinterpret_cast<const uint8_t*>(p), e.count, specs, big, out, path);
+      }
+      return out;
+    }
+    // Skip an element that precedes the vertices.
+    if (format == "ascii") {
+      for (int64_t i = 0; i < e.count && p < end; ++i) {
+        const char* eol = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        p = eol ? eol + 1 : end;
+      }
+    } else {
+      for (int64_t i = 0; i < e.count; ++i) {
+        for (const auto& pr : e.props) {
+          if (pr.list) {
+            TORCH_CHECK(end - p >= pr.count_spec.size, path, ": element '", e.name, "' truncated");
+            int64_t k = read_uint_le(reinterpret_cast<const uint8_t*>(p), pr.count_spec.size, big);
+            p += pr.count_spec.size;
+            TORCH_CHECK(end - p >= k * pr.spec.size, path, ": element '", e.name, "' truncated");
+            p += k * pr.spec.size;
+          } else {
+            TORCH_CHECK(end - p >= pr.spec.size, path, ": element '", e.name, "' truncated");
+            p += pr.spec.size;
+          }
+        }
+      }
+    }
+  }
+  TORCH_CHECK(false, path, ": no 'vertex' element");
+  return out;
+}
+
+PointFields read_point_fields(const std::string& path) {
+  std::string ext = to_lower(fs::path(path).extension().string());
+  if (ext == ".pcd") return read_pcd(path);
+  if (ext == ".ply") return read_ply(path);
+  TORCH_CHECK(false, path, ": unknown point-cloud extension '", ext, "' (.pcd or .ply)");
+  return {};
+}
+
+LabelMap parse_label_map(const std::string& spec) {
+  LabelMap m;
+  std::string s = spec;
+  for (char& c : s) if (c == ',' || c == ';') c = ' ';
+  for (const auto& item : split_ws(s)) {
+    size_t colon = item.rfind(':');
+    TORCH_CHECK(colon != std::string::npos, "label map: '", item, "' is not 'lo-hi:target'");
+    std::string range = item.substr(0, colon);
+    LabelRule r;
+    TORCH_CHECK(parse_int_token(item.substr(colon + 1), r.target), "label map: bad target in '", item, "'");
+    size_t dash = range.find('-', 1);
+    bool ok;
+    if (dash == std::string::npos) {
+      ok = parse_int_token(range, r.lo);
+      r.hi = r.lo;
+    } else {
+      ok = parse_int_token(range.substr(0, dash), r.lo);
+      std::string hi = range.substr(dash + 1);
+      r.hi = LLONG_MAX;
+      if (!hi.empty()) ok = ok && parse_int_token(hi, r.hi);
+    }
+    TORCH_CHECK(ok && r.lo <= r.hi, "label map: bad range in '", item, "'");
+    m.rules.push_back(r);
+  }
+  TORCH_CHECK(!m.rules.empty(), "label map: empty specification");
+  return m;
+}
+
+LabelMap mosd_label_map() { return parse_label_map("0:-1,1-9:0,20-:1"); }
+
+torch::Tensor apply_label_map(const torch::Tensor& labels, const LabelMap& map) {
+  TORCH_CHECK(!labels.is_floating_point(), "apply_label_map: labels must be integer, found ", labels.scalar_type());
+  auto l = labels.to(torch::kInt64);
+  auto out = torch::full_like(l, map.fallback);
+  auto done = torch::zeros_like(l, torch::kBool);
+  for (const auto& r : map.rules) {
+    auto m = l.ge(r.lo).logical_and(l.le(r.hi)).logical_and(done.logical_not());
+    out.masked_fill_(m, r.target);
+    done.logical_or_(m);
+  }
+  return out;
+}
+
+namespace {
+torch::Tensor first_field(const PointFields& f, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    if (f.has(n)) return f.fields.at(n);
+  }
+  return {};
+}
+
+torch::Tensor unpack_rgb(const torch::Tensor& packed) {
+  torch::Tensor bits;
+  if (packed.scalar_type() == torch::kFloat32) bits = packed.contiguous().view(torch::kInt32).to(torch::kInt64);
+  else bits = packed.to(torch::kInt64);
+  auto r = bits.bitwise_right_shift(16).bitwise_and(255);
+  auto g = bits.bitwise_right_shift(8).bitwise_and(255);
+  auto b = bits.bitwise_and(255);
+  return torch::stack({r, g, b}, 1).to(torch::kUInt8);  // [N,3]
+}
+
+torch::Tensor as_color(const torch::Tensor& c) {
+  if (c.scalar_type() == torch::kUInt8) return c;
+  if (c.is_floating_point() && c.numel() > 0 && c.max().item<double>() <= 1.0) return (c * 255).round().clamp(0, 255).to(torch::kUInt8);
+  return c.to(torch::kFloat64).round().clamp(0, 255).to(torch::kUInt8);
+}
+}  // namespace
+
+PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions& options) {
+  PointCloudData c;
+  c.source = f.source;
+  c.name = fs::path(f.source).stem().string();
+  c.coord = torch::stack({f.get("x").to(torch::kFloat32), f.get("y").to(torch::kFloat32), f.get("z").to(torch::kFloat32)},
+                         1);  // [N,3]
+  if (auto packed = first_field(f, {"rgb", "rgba"}); packed.defined()) {
+    c.color = unpack_rgb(packed);
+  } else if (f.has("red") && f.has("green") && f.has("blue")) {
+    c.color = torch::stack({as_color(f.get("red")), as_color(f.get("green")), as_color(f.get("blue"))}, 1);  // [N,3]
+  }
+  if (f.has("normal_x") && f.has("normal_y") && f.has("normal_z")) {
+    c.normal = torch::stack({f.get("normal_x"), f.get("normal_y"), f.get("normal_z")}, 1).to(torch::kFloat32);
+  } else if (f.has("nx") && f.has("ny") && f.has("nz")) {
+    c.normal = torch::stack({f.get("nx"), f.get("ny"), f.get("nz")}, 1).to(torch::kFloat32);
+  }
+  if (!options.label_field.empty() && f.has(options.label_field)) {
+    auto l = f.get(options.label_field);
+    TORCH_CHECK(!l.is_floating_point() || l.eq(l.round()).all().item<bool>(), f.source, ": label field '",
+                options.label_field, "' holds non-integer values");
+    l = l.to(torch::kInt64).reshape({-1});
+    c.segment = options.use_label_map ? apply_label_map(l, options.label_map) : l;
+  }
+  if (f.has("instance")) c.instance = f.get("instance").to(torch::kInt64).reshape({-1});
+  if (options.drop_non_finite) {
+    auto ok = torch::isfinite(c.coord).all(1);
+    if (!ok.all().item<bool>()) c = select_points(c, ok);
+  }
+  return c;
+}
+
+void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, const torch::Tensor& color_in,
+                        const torch::Tensor& label_in, const torch::Tensor& gt_in, bool binary) {
+  TORCH_CHECK(coord_in.dim() == 2 && coord_in.size(1) == 3, path, ": coord must be [N,3], found ", coord_in.sizes());
+  int64_t n = coord_in.size(0);
+  auto coord = coord_in.to(torch::kFloat32).contiguous().cpu();
+  TORCH_CHECK(label_in.defined() && label_in.numel() == n && !label_in.is_floating_point(), path,
+              ": label must be integer [", n, "]");
+  auto label = label_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
+  torch::Tensor color = color_in.defined() && color_in.numel() > 0 ? color_in : torch::full({n, 3}, 128, torch::kUInt8);
+  TORCH_CHECK(color.sizes() == coord.sizes() && color.scalar_type() == torch::kUInt8, path,
+              ": color must be uint8 [N,3]");
+  color = color.contiguous().cpu();
+  bool has_gt = gt_in.defined() && gt_in.numel() > 0;
+  torch::Tensor gt;
+  if (has_gt) {
+    TORCH_CHECK(gt_in.numel() == n && !gt_in.is_floating_point(), path, ": gt must be integer [", n, "]");
+    gt = gt_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
+  }
+  std::string out = "ply\nformat " + std::string(binary ? "binary_little_endian" : "ascii") +
+                    " 1.0\ncomment written by ewa-vision\nelement vertex " + std::to_string(n) +
+                    "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
+                    "property uchar green\nproperty uchar blue\nproperty int label\n" +
+                    (has_gt ? "property int gt\n" : "") + "end_header\n";
+  const float* xyz = coord.data_ptr<float>();
+  const uint8_t* rgb = color.data_ptr<uint8_t>();
+  const int32_t* lab = label.data_ptr<int32_t>();
+  const int32_t* g = has_gt ? gt.data_ptr<int32_t>() : nullptr;
+  if (binary) {
+    size_t rec = 12 + 3 + 4 + (has_gt ? 4 : 0);
+    size_t base = out.size();
+    out.resize(base + rec * static_cast<size_t>(n));
+    char* w = out.data() + base;
+    for (int64_t i = 0; i < n; ++i) {
+      std::memcpy(w, xyz + 3 * i, 12);
+      std::memcpy(w + 12, rgb + 3 * i, 3);
+      std::memcpy(w + 15, lab + i, 4);
+      if (has_gt) std::memcpy(w + 19, g + i, 4);
+      w += rec;
+    }
+  } else {
+    char buf[160];
+    for (int64_t i = 0; i < n; ++i) {
+      int len = std::snprintf(buf, sizeof(buf), "%.9g %.9g %.9g %d %d %d %d", xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2],
+                              rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], lab[i]);
+      out.append(buf, static_cast<size_t>(len));
+      if (has_gt) out += " " + std::to_string(g[i]);
+      out += '\n';
+    }
+  }
+  write_file_atomic(path, out);
+}
+
+}  // namespace ewa::datasets
