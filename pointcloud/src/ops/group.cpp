@@ -1,0 +1,79 @@
+// Gather-based ops built on kNN with tensor ops (device-agnostic, autograd through index_select):
+// neighbour grouping, grouping with relative coordinates, inverse-distance interpolation.
+#include "common.h"
+#include "ewa/pointcloud/ops.h"
+
+namespace ewa::pointcloud::ops {
+
+namespace {
+void check_idx(const torch::Tensor& idx, const torch::Tensor& ref, const char* op) {
+  TORCH_CHECK(idx.defined() && idx.dim() == 2, op, ": idx must be [M,k], got ",
+              idx.defined() ? idx.sizes() : torch::IntArrayRef{});
+  TORCH_CHECK(idx.scalar_type() == torch::kLong, op, ": idx must be int64, got ",
+              idx.scalar_type());
+  detail::check_device(idx, ref, op, "idx");
+}
+}  // namespace
+
+torch::Tensor group(const torch::Tensor& feat, const torch::Tensor& idx) {
+  constexpr const char* op = "group";
+  TORCH_CHECK(feat.defined() && feat.dim() == 2, op, ": feat must be [N,C], got ",
+              feat.defined() ? feat.sizes() : torch::IntArrayRef{});
+  detail::check_backend(feat, op);
+  check_idx(idx, feat, op);
+  const int64_t M = idx.size(0), k = idx.size(1), C = feat.size(1);
+  return feat.index_select(0, idx.reshape({-1})).view({M, k, C});  // [M,k,C]
+}
+
+torch::Tensor group_relative(const torch::Tensor& xyz, const torch::Tensor& new_xyz,
+                             const torch::Tensor& feat, const torch::Tensor& idx, bool with_xyz) {
+  constexpr const char* op = "group_relative";
+  detail::check_xyz(xyz, op, "xyz");
+  detail::check_xyz(new_xyz, op, "new_xyz");
+  detail::check_backend(xyz, op);
+  detail::check_device(new_xyz, xyz, op, "new_xyz");
+  check_idx(idx, xyz, op);
+  TORCH_CHECK(idx.size(0) == new_xyz.size(0), op, ": idx has ", idx.size(0),
+              " rows but new_xyz has ", new_xyz.size(0), " points");
+  TORCH_CHECK(with_xyz || feat.defined(), op, ": with_xyz=false needs features");
+  std::vector<torch::Tensor> parts;
+  if (with_xyz) parts.push_back(group(xyz, idx) - new_xyz.unsqueeze(1));  // [M,k,3]
+  if (feat.defined()) {
+    TORCH_CHECK(feat.dim() == 2 && feat.size(0) == xyz.size(0), op, ": feat must be [",
+                xyz.size(0), ",C], got ", feat.sizes());
+    detail::check_device(feat, xyz, op, "feat");
+    auto g = group(feat, idx);  // [M,k,C]
+    if (with_xyz && g.scalar_type() != parts[0].scalar_type())
+      parts[0] = parts[0].to(g.scalar_type());
+    parts.push_back(g);
+  }
+  return parts.size() == 1 ? parts[0] : torch::cat(parts, -1);  // [M,k,3+C]
+}
+
+torch::Tensor query_and_group(const torch::Tensor& xyz, const torch::Tensor& offset,
+                              const torch::Tensor& new_xyz, const torch::Tensor& new_offset,
+                              const torch::Tensor& feat, int64_t k, bool with_xyz,
+                              torch::Tensor* idx_out) {
+  auto idx = std::get<0>(knn(xyz, offset, new_xyz, new_offset, k));  // [M,k]
+  if (idx_out) *idx_out = idx;
+  return group_relative(xyz, new_xyz, feat, idx, with_xyz);
+}
+
+torch::Tensor interpolate(const torch::Tensor& src_xyz, const torch::Tensor& src_offset,
+                          const torch::Tensor& src_feat, const torch::Tensor& dst_xyz,
+                          const torch::Tensor& dst_offset, int64_t k) {
+  constexpr const char* op = "interpolate";
+  TORCH_CHECK(src_feat.defined() && src_feat.dim() == 2, op, ": src_feat must be [N,C], got ",
+              src_feat.defined() ? src_feat.sizes() : torch::IntArrayRef{});
+  TORCH_CHECK(src_feat.size(0) == src_xyz.size(0), op, ": src_feat has ", src_feat.size(0),
+              " rows but src_xyz has ", src_xyz.size(0), " points");
+  TORCH_CHECK(torch::isFloatingType(src_feat.scalar_type()), op,
+              ": src_feat must be floating point, got ", src_feat.scalar_type());
+  detail::check_device(src_feat, src_xyz, op, "src_feat");
+  auto [idx, dist2] = knn(src_xyz, src_offset, dst_xyz, dst_offset, k);  // [M,k] each
+  auto recip = 1.0 / (dist2.sqrt() + 1e-8);                               // [M,k]
+  auto weight = (recip / recip.sum(1, true)).to(src_feat.scalar_type());  // [M,k]
+  return (group(src_feat, idx) * weight.unsqueeze(-1)).sum(1);            // [M,C]
+}
+
+}  // namespace ewa::pointcloud::ops
