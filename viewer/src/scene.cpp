@@ -1,0 +1,359 @@
+// Scene model: loading and label resolution, validation, colour modes, visibility,
+// deterministic display subsample and per-class metrics.
+#include "ewa/viewer/scene.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "point_io.h"
+
+namespace ewa::viewer {
+
+namespace {
+
+std::string with_commas(int64_t v) {
+  std::string s = std::to_string(v < 0 ? -v : v);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return v < 0 ? "-" + s : s;
+}
+
+constexpr std::array<float, 3> kDim = {0.25f, 0.25f, 0.25f};
+constexpr std::array<float, 3> kCorrectGrey = {0.62f, 0.62f, 0.62f};
+constexpr std::array<float, 3> kWrongRed = {0.90f, 0.10f, 0.10f};
+
+// Five anchors of viridis; linear interpolation in between.
+std::array<float, 3> colormap(float t) {
+  static const float a[5][3] = {{0.267f, 0.005f, 0.329f}, {0.229f, 0.322f, 0.546f}, {0.128f, 0.567f, 0.551f},
+                                {0.369f, 0.789f, 0.383f}, {0.993f, 0.906f, 0.144f}};
+  if (!std::isfinite(t)) t = 0.f;
+  t = std::clamp(t, 0.f, 1.f) * 4.f;
+  int k = std::min(3, static_cast<int>(t));
+  float f = t - static_cast<float>(k);
+  return {a[k][0] + f * (a[k + 1][0] - a[k][0]), a[k][1] + f * (a[k + 1][1] - a[k][1]),
+          a[k][2] + f * (a[k + 1][2] - a[k][2])};
+}
+
+}  // namespace
+
+ColorMode parse_color_mode(const std::string& s) {
+  if (s == "rgb") return ColorMode::kRgb;
+  if (s == "gt") return ColorMode::kGt;
+  if (s == "pred") return ColorMode::kPred;
+  if (s == "error") return ColorMode::kError;
+  if (s == "confidence") return ColorMode::kConfidence;
+  throw std::invalid_argument("unknown colour mode '" + s + "' (rgb|gt|pred|error|confidence)");
+}
+
+const char* color_mode_name(ColorMode m) {
+  switch (m) {
+    case ColorMode::kRgb: return "rgb";
+    case ColorMode::kGt: return "gt";
+    case ColorMode::kPred: return "pred";
+    case ColorMode::kError: return "error";
+    case ColorMode::kConfidence: return "confidence";
+  }
+  return "?";
+}
+
+Scene Scene::load(const SceneInputs& in) {
+  LabelTable table = LabelTable::from_spec(in.classes);
+  detail::RawCloud raw = detail::read_point_file(in.cloud_path);
+  auto take = [&raw](const char* k) {
+    auto it = raw.ints.find(k);
+    if (it == raw.ints.end()) return std::vector<int32_t>();
+    std::vector<int32_t> v = std::move(it->second);
+    raw.ints.erase(it);
+    return v;
+  };
+  std::vector<int32_t> label = take("label"), gt = take("gt"), pred = take("pred");
+  // A lone `label` field is ground truth, unless the file also carries `gt` (it is then the
+  // prediction, as `ewa segment` writes), a header comment says "label=pred", or only --gt
+  // was given.
+  bool label_is_pred = !gt.empty() || (!in.gt_path.empty() && in.pred_path.empty());
+  for (const auto& c : raw.comments)
+    if (c.find("label=pred") != std::string::npos) label_is_pred = true;
+  if (!label.empty()) {
+    if (label_is_pred && pred.empty()) pred = std::move(label);
+    else if (!label_is_pred && gt.empty()) gt = std::move(label);
+  }
+  auto check_count = [&](const std::vector<int32_t>& v, const std::string& file, const char* what) {
+    if (static_cast<int64_t>(v.size()) != raw.n)
+      throw std::runtime_error(file + ": " + what + " file has " + with_commas(static_cast<int64_t>(v.size())) +
+                               " labels but the cloud " + in.cloud_path + " has " + with_commas(raw.n) +
+                               " points");
+  };
+  if (!in.pred_path.empty()) {
+    pred = detail::read_label_file(in.pred_path, "pred");
+    check_count(pred, in.pred_path, "prediction");
+  }
+  if (!in.gt_path.empty()) {
+    gt = detail::read_label_file(in.gt_path, "gt");
+    check_count(gt, in.gt_path, "ground-truth");
+  }
+  return from_arrays(std::move(raw.xyz), std::move(raw.rgb), std::move(gt), std::move(pred),
+                     std::move(raw.confidence), std::move(table), in.max_points, in.cloud_path);
+}
+
+Scene Scene::from_arrays(std::vector<float> xyz, std::vector<uint8_t> rgb, std::vector<int32_t> gt,
+                         std::vector<int32_t> pred, std::vector<float> confidence, LabelTable table,
+                         int64_t max_points, const std::string& source) {
+  Scene s;
+  s.source_ = source;
+  if (xyz.size() % 3 != 0)
+    throw std::runtime_error(source + ": coordinate array size " + std::to_string(xyz.size()) +
+                             " is not a multiple of 3");
+  s.n_ = static_cast<int64_t>(xyz.size() / 3);
+  s.xyz_ = std::move(xyz);
+  s.rgb_ = std::move(rgb);
+  s.gt_ = std::move(gt);
+  s.pred_ = std::move(pred);
+  s.confidence_ = std::move(confidence);
+  s.table_ = std::move(table);
+  s.validate_and_finish(max_points);
+  return s;
+}
+
+void Scene::validate_and_finish(int64_t max_points) {
+  if (n_ == 0) throw std::runtime_error(source_ + ": the cloud has no points");
+  if (table_.size() == 0) throw std::runtime_error(source_ + ": empty class table");
+  auto check_size = [&](size_t got, size_t per, const char* what) {
+    if (got != 0 && got != static_cast<size_t>(n_) * per)
+      throw std::runtime_error(source_ + ": " + what + " has " + with_commas(static_cast<int64_t>(got / per)) +
+                               " entries but the cloud has " + with_commas(n_) + " points");
+  };
+  check_size(rgb_.size(), 3, "colour");
+  check_size(gt_.size(), 1, "ground truth");
+  check_size(pred_.size(), 1, "prediction");
+  check_size(confidence_.size(), 1, "confidence");
+  auto check_range = [&](const std::vector<int32_t>& v, const char* what) {
+    int64_t bad = 0, first = -1;
+    int32_t worst = 0;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] >= table_.size()) {
+        if (bad++ == 0) first = static_cast<int64_t>(i);
+        worst = std::max(worst, v[i]);
+      }
+    if (bad > 0)
+      throw std::runtime_error(source_ + ": " + with_commas(bad) + " " + what + " labels are outside the palette of " +
+                               std::to_string(table_.size()) + " classes (first at point " + std::to_string(first) +
+                               ", max label " + std::to_string(worst) +
+                               "); pass a class file with --classes FILE");
+  };
+  check_range(gt_, "ground-truth");
+  check_range(pred_, "prediction");
+
+  bmin_ = {std::numeric_limits<float>::max(), std::numeric_limits<float>::max(), std::numeric_limits<float>::max()};
+  bmax_ = {std::numeric_limits<float>::lowest(), std::numeric_limits<float>::lowest(),
+           std::numeric_limits<float>::lowest()};
+  for (int64_t i = 0; i < n_; ++i)
+    for (int c = 0; c < 3; ++c) {
+      float v = xyz_[static_cast<size_t>(i * 3 + c)];
+      if (!std::isfinite(v)) continue;  // organised clouds carry NaN for missing depth
+      bmin_[c] = std::min(bmin_[c], v);
+      bmax_[c] = std::max(bmax_[c], v);
+    }
+  if (bmin_[0] > bmax_[0]) throw std::runtime_error(source_ + ": no finite point coordinates");
+  visible_.assign(static_cast<size_t>(table_.size()), 1);
+
+  // Metrics over all points.
+  int C = table_.size();
+  metrics_ = Metrics{};
+  metrics_.classes.assign(static_cast<size_t>(C), ClassStats{});
+  metrics_.has_iou = has_gt() && has_pred();
+  for (int64_t i = 0; i < n_; ++i) {
+    int32_t g = has_gt() ? gt_[static_cast<size_t>(i)] : -1;
+    int32_t p = has_pred() ? pred_[static_cast<size_t>(i)] : -1;
+    if (g >= 0) metrics_.classes[static_cast<size_t>(g)].gt_count++;
+    if (p >= 0) metrics_.classes[static_cast<size_t>(p)].pred_count++;
+    if (!metrics_.has_iou || g < 0) continue;
+    metrics_.evaluated++;
+    if (p == g) {
+      metrics_.correct++;
+      metrics_.classes[static_cast<size_t>(g)].tp++;
+    } else {
+      metrics_.classes[static_cast<size_t>(g)].fn++;
+      if (p >= 0) metrics_.classes[static_cast<size_t>(p)].fp++;
+    }
+  }
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  double sum = 0;
+  int used = 0;
+  for (auto& c : metrics_.classes) {
+    int64_t uni = c.tp + c.fp + c.fn;
+    c.iou = (metrics_.has_iou && uni > 0) ? static_cast<double>(c.tp) / static_cast<double>(uni) : nan;
+    if (!std::isnan(c.iou)) {
+      sum += c.iou;
+      ++used;
+    }
+  }
+  metrics_.miou = used > 0 ? sum / used : nan;
+  metrics_.overall_accuracy = metrics_.evaluated > 0
+                                  ? static_cast<double>(metrics_.correct) / static_cast<double>(metrics_.evaluated)
+                                  : nan;
+  set_max_points(max_points);
+}
+
+void Scene::set_max_points(int64_t max_points) {
+  if (max_points < 0) throw std::invalid_argument("max_points must be >= 0");
+  if (max_points == 0 || n_ <= max_points) {
+    subsample_.resize(static_cast<size_t>(n_));
+    std::iota(subsample_.begin(), subsample_.end(), int64_t{0});
+    return;
+  }
+  // Partial Fisher-Yates with a fixed seed: the same cloud always shows the same points.
+  std::vector<int64_t> idx(static_cast<size_t>(n_));
+  std::iota(idx.begin(), idx.end(), int64_t{0});
+  std::mt19937_64 rng(0x5eedf00dULL);
+  for (int64_t k = 0; k < max_points; ++k) {
+    std::uniform_int_distribution<int64_t> pick(k, n_ - 1);
+    std::swap(idx[static_cast<size_t>(k)], idx[static_cast<size_t>(pick(rng))]);
+  }
+  idx.resize(static_cast<size_t>(max_points));
+  std::sort(idx.begin(), idx.end());
+  subsample_ = std::move(idx);
+}
+
+std::string Scene::subsample_note() const {
+  if (!subsampled()) return "";
+  return "showing " + with_commas(static_cast<int64_t>(subsample_.size())) + " of " + with_commas(n_) +
+         " points (display subsample; metrics use all points)";
+}
+
+std::vector<ColorMode> Scene::available_modes() const {
+  std::vector<ColorMode> m = {ColorMode::kRgb};
+  if (has_gt()) m.push_back(ColorMode::kGt);
+  if (has_pred()) m.push_back(ColorMode::kPred);
+  if (has_gt() && has_pred()) m.push_back(ColorMode::kError);
+  if (has_confidence()) m.push_back(ColorMode::kConfidence);
+  return m;
+}
+
+bool Scene::mode_available(ColorMode m) const {
+  auto a = available_modes();
+  return std::find(a.begin(), a.end(), m) != a.end();
+}
+
+ColorMode Scene::default_mode() const {
+  return has_pred() ? ColorMode::kPred : has_gt() ? ColorMode::kGt : ColorMode::kRgb;
+}
+
+std::array<float, 3> Scene::label_color(int32_t label) const {
+  if (label < 0 || label >= table_.size()) return kDim;
+  const auto& c = table_.colors[static_cast<size_t>(label)];
+  return {c[0] / 255.f, c[1] / 255.f, c[2] / 255.f};
+}
+
+std::vector<uint8_t> Scene::error_mask() const {
+  if (!(has_gt() && has_pred())) throw std::invalid_argument(source_ + ": error mask needs ground truth and prediction");
+  std::vector<uint8_t> m(static_cast<size_t>(n_));
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (gt_[i] < 0 || pred_[i] < 0) m[i] = kUnlabelled;
+    else m[i] = gt_[i] == pred_[i] ? kCorrect : kWrong;
+  }
+  return m;
+}
+
+std::vector<float> Scene::colors(ColorMode mode) const {
+  if (!mode_available(mode))
+    throw std::invalid_argument(source_ + ": colour mode '" + color_mode_name(mode) +
+                                "' needs data this scene lacks");
+  std::vector<float> out(static_cast<size_t>(n_) * 3);
+  auto put = [&out](size_t i, const std::array<float, 3>& c) {
+    out[i * 3] = c[0];
+    out[i * 3 + 1] = c[1];
+    out[i * 3 + 2] = c[2];
+  };
+  const size_t n = static_cast<size_t>(n_);
+  switch (mode) {
+    case ColorMode::kRgb:
+      if (has_rgb()) {
+        for (size_t k = 0; k < out.size(); ++k) out[k] = rgb_[k] / 255.f;
+      } else {
+        float span = std::max(bmax_[2] - bmin_[2], 1e-6f);
+        for (size_t i = 0; i < n; ++i) {
+          float t = std::isfinite(xyz_[i * 3 + 2]) ? (xyz_[i * 3 + 2] - bmin_[2]) / span : 0.f;
+          float g = 0.35f + 0.5f * t;
+          put(i, {g, g, g});
+        }
+      }
+      break;
+    case ColorMode::kGt:
+      for (size_t i = 0; i < n; ++i) put(i, label_color(gt_[i]));
+      break;
+    case ColorMode::kPred:
+      for (size_t i = 0; i < n; ++i) put(i, label_color(pred_[i]));
+      break;
+    case ColorMode::kError: {
+      auto m = error_mask();
+      for (size_t i = 0; i < n; ++i) put(i, m[i] == kCorrect ? kCorrectGrey : m[i] == kWrong ? kWrongRed : kDim);
+      break;
+    }
+    case ColorMode::kConfidence:
+      for (size_t i = 0; i < n; ++i) put(i, colormap(confidence_[i]));
+      break;
+  }
+  return out;
+}
+
+void Scene::set_class_visible(int cls, bool visible) {
+  if (cls < 0 || cls >= table_.size())
+    throw std::out_of_range("class " + std::to_string(cls) + " outside [0, " + std::to_string(table_.size()) + ")");
+  visible_[static_cast<size_t>(cls)] = visible ? 1 : 0;
+}
+
+bool Scene::class_visible(int cls) const {
+  return cls >= 0 && cls < table_.size() && visible_[static_cast<size_t>(cls)] != 0;
+}
+
+void Scene::set_all_visible(bool visible) { std::fill(visible_.begin(), visible_.end(), visible ? 1 : 0); }
+
+int32_t Scene::mode_label(ColorMode mode, int64_t i) const {
+  size_t k = static_cast<size_t>(i);
+  if (mode == ColorMode::kPred) return pred_[k];
+  if (has_gt()) return gt_[k];
+  if (has_pred()) return pred_[k];
+  return -1;
+}
+
+std::vector<int64_t> Scene::display_indices(ColorMode mode) const {
+  bool any_hidden = std::find(visible_.begin(), visible_.end(), 0) != visible_.end();
+  bool labelled = mode == ColorMode::kPred ? has_pred() : (has_gt() || has_pred());
+  std::vector<int64_t> out;
+  out.reserve(subsample_.size());
+  for (int64_t i : subsample_) {
+    const float* p = &xyz_[static_cast<size_t>(i) * 3];
+    if (!std::isfinite(p[0]) || !std::isfinite(p[1]) || !std::isfinite(p[2])) continue;
+    if (any_hidden && labelled) {
+      int32_t l = mode_label(mode, i);
+      if (l >= 0 && !visible_[static_cast<size_t>(l)]) continue;
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+std::string Scene::metrics_table() const {
+  std::ostringstream os;
+  os << std::left << std::setw(14) << "class" << std::right << std::setw(12) << "gt points" << std::setw(12)
+     << "pred points" << std::setw(9) << "IoU" << "\n";
+  for (int c = 0; c < table_.size(); ++c) {
+    const auto& s = metrics_.classes[static_cast<size_t>(c)];
+    os << std::left << std::setw(14) << table_.names[static_cast<size_t>(c)] << std::right << std::setw(12)
+       << (has_gt() ? with_commas(s.gt_count) : "-") << std::setw(12) << (has_pred() ? with_commas(s.pred_count) : "-");
+    if (std::isnan(s.iou)) os << std::setw(9) << "-";
+    else os << std::setw(9) << std::fixed << std::setprecision(3) << s.iou;
+    os << "\n";
+  }
+  if (metrics_.has_iou)
+    os << "overall accuracy " << std::fixed << std::setprecision(4) << metrics_.overall_accuracy << ", mIoU "
+       << metrics_.miou << " over " << with_commas(metrics_.evaluated) << " labelled points\n";
+  return os.str();
+}
+
+}  // namespace ewa::viewer
