@@ -61,6 +61,7 @@ std::vector<int64_t> upcycle_to_moe(VisionTransformer& model, const MoEOptions& 
     layer->train(model->is_training());
     blk->set_mlp(layer);
   }
+  model->link_moe_routers();
   MoEOptions stored = moe;
   stored.enabled(true);
   stored.blocks(indices);

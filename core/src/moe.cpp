@@ -127,11 +127,15 @@ torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& pla
   validate_plan(plan, b, t, e, router ? router->name() : std::string("plan"));
 
   if (plan.is_soft()) {
-    auto disp = plan.soft_dispatch.to(x.scalar_type());
-    const int64_t s = disp.size(3);
-    auto xs = torch::einsum("btes,btd->ebsd", {disp, x}).reshape({e, b * s, d});  // [E, B*S, D]
-    auto ys = experts->forward(xs).view({e, b, s, o});                            // [E, B, S, O]
-    return torch::einsum("btes,ebso->bto", {plan.soft_combine.to(ys.scalar_type()), ys});  // [B, T, O]
+    // Batched matmuls per image (einsum lowered these contractions far slower on CPU).
+    const int64_t s = plan.soft_dispatch.size(3);
+    auto disp = plan.soft_dispatch.to(x.scalar_type()).reshape({b, t, e * s});               // [B, T, E*S]
+    auto xs = torch::bmm(disp.transpose(1, 2), x)                                           // [B, E*S, D]
+                  .view({b, e, s, d}).permute({1, 0, 2, 3}).reshape({e, b * s, d});        // [E, B*S, D]
+    auto ys = experts->forward(xs)                                                          // [E, B*S, O]
+                  .view({e, b, s, o}).permute({1, 0, 2, 3}).reshape({b, e * s, o});        // [B, E*S, O]
+    auto comb = plan.soft_combine.to(ys.scalar_type()).reshape({b, t, e * s});              // [B, T, E*S]
+    return torch::bmm(comb, ys);                                                            // [B, T, O]
   }
 
   const auto& index = plan.dispatch_index;  // [E, C]

@@ -183,6 +183,7 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& opt
     for (int64_t i : moe_block_indices(moe, o.depth())) {
       blocks_[static_cast<size_t>(i)]->set_mlp(MoEMlp(d, hidden, d, moe.num_experts(), moe.router(), o.drop_rate()));
     }
+    link_moe_routers();
     moe_options_ = moe;
   }
   reset_parameters();
@@ -245,7 +246,14 @@ torch::Tensor VisionTransformerImpl::forward_features(const torch::Tensor& x) {
   if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), -1, -1}), t}, 1);  // [B, 1+N, D]
   t = t + pos_embed;
   if (options_.drop_rate() > 0) t = torch::dropout(t, options_.drop_rate(), is_training());
-  for (auto& blk : blocks_) t = blk->forward(t);
+  bool first_moe = true;
+  for (auto& blk : blocks_) {
+    if (first_moe && blk->is_moe()) {  // routers that decide per image see the preceding layer's output
+      blk->moe_mlp()->router->observe_block_input(t, num_prefix_tokens_);
+      first_moe = false;
+    }
+    t = blk->forward(t);
+  }
   if (!norm.is_empty()) t = norm->forward(t);
   return t;
 }
@@ -280,6 +288,14 @@ torch::Tensor VisionTransformerImpl::aux_loss() const {
     if (l.defined()) total = total.defined() ? total + l : l;
   }
   return total.defined() ? total : torch::zeros({}, pos_embed.options().requires_grad(false));
+}
+
+void VisionTransformerImpl::link_moe_routers() {
+  std::vector<RouterPtr> routers;
+  for (auto& blk : blocks_) {
+    if (blk->is_moe()) routers.push_back(blk->moe_mlp()->router);
+  }
+  link_routers(routers);
 }
 
 void VisionTransformerImpl::set_router_targets(const torch::Tensor& targets) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ewa {
@@ -65,14 +66,17 @@ struct VisionTransformerOptions {
 struct RouterOptions {
   /// rup | softmax_token_choice | sinkhorn_token_choice | softmax_expert_choice |
   /// sinkhorn_expert_choice | sparsity_constrained_expert_choice | soft_moe | per_image
+  /// Eval: rup runs the averaged expert; every other router keeps routing (no noise,
+  /// same capacity rule). Details in routers.h.
   TORCH_ARG(std::string, name) = "rup";
-  TORCH_ARG(int64_t, k) = 1;                     ///< experts per token (token choice / per_image)
-  TORCH_ARG(double, capacity_factor) = 1.0;      ///< 0 = dropless
+  TORCH_ARG(int64_t, k) = 1;                     ///< experts per token (token choice) / image (per_image)
+  /// Token choice: C = ceil(k*T*cf/E) (0 = dropless); expert choice: C = ceil(T*cf/E) (> 0)
+  TORCH_ARG(double, capacity_factor) = 1.0;
   TORCH_ARG(int64_t, capacity_multiple) = 4;     ///< capacity rounded up to a multiple of this
   TORCH_ARG(bool, batch_prioritized) = true;     ///< BPR: larger top gate first
   TORCH_ARG(double, noise_std) = 0.0;            ///< router noise (train only); 0 = off
   TORCH_ARG(int64_t, iterations) = 10;           ///< Sinkhorn iterations
-  TORCH_ARG(double, epsilon) = 0.05;             ///< Sinkhorn entropic regularisation
+  TORCH_ARG(double, epsilon) = 0.05;             ///< Sinkhorn entropy / sparse-OT quadratic weight
   TORCH_ARG(int64_t, slots_per_expert) = 1;      ///< Soft MoE
   TORCH_ARG(std::string, image_token) = "cls";   ///< per_image: "cls" or "mean"
   TORCH_ARG(std::string, superclass_file) = "";  ///< per_image: class -> super-class file
@@ -103,6 +107,15 @@ struct RouterOptions {
     a.require(iterations() >= 1, "iterations", "an integer >= 1");
     a.require(epsilon() > 0, "epsilon", "a number > 0");
     a.require(slots_per_expert() >= 1, "slots_per_expert", "an integer >= 1");
+    a.require(noise_std() >= 0, "noise_std", "a number >= 0 (0 = no noise)");
+    for (auto [key, w] : {std::pair{"importance_loss", importance_loss()}, std::pair{"load_loss", load_loss()},
+                          std::pair{"z_loss", z_loss()}, std::pair{"superclass_weight", superclass_weight()}}) {
+      a.require(w >= 0, key, "a weight >= 0 (0 = off)");
+    }
+    a.require(load_loss() == 0 || noise_std() > 0, "load_loss",
+              "0 unless noise_std > 0 (the load is the probability of selection under router noise)");
+    a.require(capacity_factor() > 0 || name().find("expert_choice") == std::string::npos, "capacity_factor",
+              "a number > 0 for expert-choice routers (no dropless mode)");
   }
 };
 

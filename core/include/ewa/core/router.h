@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "ewa/core/options.h"
 
@@ -72,6 +73,15 @@ class RouterImpl : public torch::nn::Module {
 
   int64_t num_experts() const { return num_experts_; }
 
+  /// Called by the VisionTransformer with the tokens entering the first MoE block
+  /// (tokens [B, T, D], the output of the layer before it; `num_prefix_tokens` class
+  /// tokens first) before that block runs. Default: ignored. The per-image router routes
+  /// on these.
+  virtual void observe_block_input(const torch::Tensor& tokens, int64_t num_prefix_tokens) {
+    (void)tokens;
+    (void)num_prefix_tokens;
+  }
+
   /// Labels of the current batch ([B] int64), or an undefined tensor to clear them.
   void set_targets(torch::Tensor targets) { targets_ = std::move(targets); }
   const torch::Tensor& targets() const { return targets_; }
@@ -119,9 +129,17 @@ class RupRouterImpl : public RouterImpl {
   std::optional<at::Generator> generator_;
 };
 
+/// Connects the routers of one model's MoE layers, given in depth order, that share a
+/// decision: for `per_image` the first router computes the per-image expert choice and
+/// every later one reuses it (Mobile V-MoE). No-op for the other routers. Called by the
+/// VisionTransformer constructor and by upcycle_to_moe().
+void link_routers(const std::vector<RouterPtr>& routers_in_depth_order);
+
 /// Creates the router named `options.name()` for tokens of width `dim` and `num_experts`
 /// experts. The one registry of built-in routers (router_registry.cpp). Throws
-/// std::invalid_argument listing the known names for an unknown or not yet built one.
+/// std::invalid_argument listing the known names for an unknown name, and naming the
+/// key (router.k, router.capacity_factor, ...) for options invalid with `num_experts`.
+/// Learned routers are documented in routers.h.
 RouterPtr make_router(const RouterOptions& options, int64_t dim, int64_t num_experts);
 
 /// Names make_router() can build.

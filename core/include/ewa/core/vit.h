@@ -133,6 +133,10 @@ class VisionTransformerImpl : public torch::nn::Module {
   torch::Tensor aux_loss() const;
   /// Hands the batch labels [B] int64 to every router (super-class guided routing).
   void set_router_targets(const torch::Tensor& targets);
+  /// Connects the routers of the MoE layers that share decisions across layers
+  /// (per_image: the first MoE layer decides for all); called after building or
+  /// upcycling MoE layers. See link_routers().
+  void link_moe_routers();
   /// Re-initialises all weights with options().weight_init() (called by the constructor).
   void reset_parameters();
 
