@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
     for (const CLI::App* sub : app.get_subcommands()) failed = sub;
     std::cerr << failed->help();
     return 2;
+  } catch (const ewa::app::ExitCode& e) {
+    return e.code;
   } catch (const ewa::config::ConfigError& e) {
     std::cerr << "ewa: config error: " << e.what() << "\n";
     return 2;

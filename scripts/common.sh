@@ -6,6 +6,8 @@ EWA_JOBS="${EWA_JOBS:-$(nproc)}"
 # ccache must accept the LibTorch precompiled header.
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-5G}"
+# Relative paths in the ccache hash: clones and extra build directories share cache hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$EWA_ROOT}"
 
 ewa_configure() {
   local werror=OFF
