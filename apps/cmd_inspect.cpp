@@ -1,21 +1,76 @@
 // `ewa inspect FILE`: a safetensors file's tensors (name, dtype, shape), parameter count,
-// MoE layers and metadata, read from the header only.
+// MoE layers and metadata, read from the header only; for a Point Transformer (saved model or
+// 3D config's model.pt) also its architecture and dense parameter count.
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <regex>
 #include <sstream>
 
 #include "commands.h"
+#include "ewa/core/config.h"
 #include "ewa/core/safetensors.h"
+#include "ewa/pointcloud/point_transformer.h"
 
 namespace ewa::app {
+
+namespace {
+
+std::string join_ints(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+/// Architecture summary and dense parameter count of a Point Transformer.
+void print_point_transformer(const pointcloud::PointTransformerOptions& o) {
+  const int64_t dense = pointcloud::dense_parameter_count(o);
+  std::ostringstream millions;
+  millions << std::fixed << std::setprecision(2) << static_cast<double>(dense) / 1e6;
+  std::cout << "Point Transformer: variant " << o.variant() << ", blocks " << join_ints(o.resolved_blocks())
+            << ", channels " << join_ints(o.channels()) << ", head " << o.head() << ", in_channels "
+            << o.in_channels() << ", classes " << o.num_classes() << "\n";
+  std::cout << "dense parameters: " << dense << " (" << millions.str() << "M)\n";
+  if (o.moe().enabled()) {
+    pointcloud::PointTransformer model(o);
+    int64_t total = 0;
+    for (const auto& p : model->parameters()) total += p.numel();
+    std::cout << "with MoE: " << model->num_moe_layers() << " MoE linears x " << o.moe().num_experts()
+              << " experts (stages " << join_ints(o.moe().stages()) << ", " << o.moe().layers() << ", router "
+              << o.moe().router().name() << "), " << total << " parameters while training\n";
+  }
+}
+
+/// `ewa inspect CONFIG.yaml`: the Point Transformer of a 3D config (`model.pt`).
+void inspect_config(const std::string& file) {
+  const config::Node root = config::parse_yaml_file(file);
+  const config::Node* model = root.find("model");
+  const config::Node* pt = model && model->is_map() ? model->find("pt") : nullptr;
+  if (!pt) {
+    throw config::ConfigError(file, root.line, "model.pt",
+                              "ewa inspect reads configs with a Point Transformer (model.pt); none found");
+  }
+  pointcloud::PointTransformerOptions o;
+  config::decode_value(*pt, config::Context{file, "model.pt"}, o);
+  std::cout << "config: " << file << "\n";
+  print_point_transformer(o);
+}
+
+}  // namespace
 
 void add_inspect_command(CLI::App& app, GlobalOptions& global) {
   auto file = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("inspect", "List a .safetensors file's tensors, parameters, MoE layers, metadata");
-  cmd->add_option("file", *file, "A .safetensors file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("file", *file, "A .safetensors file, or a 3D config (.yaml) to size its Point Transformer")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->callback([&global, file] {
     apply_global_options(global);
+    const auto ext = std::filesystem::path(*file).extension().string();
+    if (ext == ".yaml" || ext == ".yml") {
+      inspect_config(*file);
+      return;
+    }
     const auto header = safetensors::read_header(*file);
     std::cout << "file: " << *file << " (" << 8 + header.header_bytes + header.data_bytes << " bytes, "
               << header.tensors.size() << " tensors)\n";
@@ -41,7 +96,10 @@ void add_inspect_command(CLI::App& app, GlobalOptions& global) {
                       std::to_string(t.shape[1]) + ", hidden " + std::to_string(t.shape[2]));
       }
     }
-    if (moe.empty()) {
+    const bool point_transformer = header.metadata.count(pointcloud::kMetaPointTransformer) > 0;
+    if (point_transformer) {
+      // listed with the Point Transformer summary below
+    } else if (moe.empty()) {
       std::cout << "MoE layers: none (dense)\n";
     } else {
       std::cout << "MoE layers: " << moe.size() << "\n";
@@ -56,6 +114,24 @@ void add_inspect_command(CLI::App& app, GlobalOptions& global) {
         std::istringstream lines(v);
         for (std::string line; std::getline(lines, line);) std::cout << "    " << line << "\n";
       }
+    }
+    if (auto pt = header.metadata.find(pointcloud::kMetaPointTransformer); pt != header.metadata.end()) {
+      const std::string src = *file + ":__metadata__." + pointcloud::kMetaPointTransformer;
+      auto o = config::decode<pointcloud::PointTransformerOptions>(config::parse_yaml_string(pt->second, src), src);
+      static const std::regex pt_experts(R"(^(enc\d+\.\d+\.linear[13])\.experts\.weight$)");
+      std::vector<std::string> layers;
+      for (const auto& t : header.tensors) {
+        std::smatch m;
+        if (std::regex_match(t.name, m, pt_experts) && t.shape.size() == 3) {
+          layers.push_back("  " + m[1].str() + ": " + std::to_string(t.shape[0]) + " experts, " +
+                           std::to_string(t.shape[1]) + " -> " + std::to_string(t.shape[2]));
+        }
+      }
+      o.moe().enabled(false);  // the file's own tensors tell whether it holds MoE linears
+      print_point_transformer(o);
+      std::cout << "Point Transformer MoE linears: " << (layers.empty() ? "none (dense)" : std::to_string(layers.size()))
+                << "\n";
+      for (const auto& l : layers) std::cout << l << "\n";
     }
   });
 }

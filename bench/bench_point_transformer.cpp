@@ -1,0 +1,125 @@
+// Point Transformer Seg50 benchmark (timed program, CPU): inference forward and training
+// forward+backward on one cloud and on two half-size clouds, then the train-step time of the
+// MoE model (4 experts in stages 3,4, RUP + EWA) relative to the dense one.
+// Usage: bench_point_transformer [threads=2] [points=40000] [runs=5]
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ewa/core/ewa.h"
+#include "ewa/pointcloud/point_transformer.h"
+
+namespace pc = ewa::pointcloud;
+
+namespace {
+
+/// Median wall time of `runs` calls of f after one warm-up call.
+double median_seconds(int runs, const std::function<void()>& f) {
+  f();
+  std::vector<double> t;
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+struct Batch {
+  torch::Tensor coord, feat, offset, label;
+};
+
+/// `clouds` rooms of n/clouds points: uniform in a 10 x 8 x 3 m box, rgb features in [0,1]
+/// (feat = xyz + rgb, 6 channels as in S3DIS), 13 random labels.
+Batch make_batch(int64_t n, int64_t clouds) {
+  torch::manual_seed(0);
+  Batch b;
+  b.coord = torch::rand({n, 3}) * torch::tensor({10.0f, 8.0f, 3.0f});
+  b.feat = torch::cat({b.coord, torch::rand({n, 3})}, 1);
+  std::vector<int64_t> o;
+  for (int64_t c = 1; c <= clouds; ++c) o.push_back(n * c / clouds);
+  b.offset = torch::tensor(o, torch::kLong);
+  b.label = torch::randint(13, {n}, torch::kLong);
+  return b;
+}
+
+double inference(pc::PointTransformer& model, const Batch& b, int runs) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  return median_seconds(runs, [&] { model->forward(b.coord, b.feat, b.offset); });
+}
+
+double forward_backward(pc::PointTransformer& model, const Batch& b, int runs) {
+  model->train();
+  return median_seconds(runs, [&] {
+    model->zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(b.coord, b.feat, b.offset), b.label);
+    loss.backward();
+  });
+}
+
+/// One optimizer step as the trainer does it: forward, loss (+ aux), backward, AdamW step,
+/// and the EWA update for MoE models.
+double train_step(pc::PointTransformer& model, const Batch& b, int runs) {
+  model->train();
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+  const bool moe = model->num_moe_layers() > 0;
+  return median_seconds(runs, [&] {
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(b.coord, b.feat, b.offset), b.label) +
+                model->aux_loss();
+    loss.backward();
+    opt.step();
+    if (moe) ewa::apply_ewa_(*model, 0.3);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const int64_t points = argc > 2 ? std::atoll(argv[2]) : 40000;
+  const int runs = argc > 3 ? std::atoi(argv[3]) : 5;
+  if (threads < 1 || points < 1024 || runs < 1) {
+    std::fprintf(stderr, "usage: bench_point_transformer [threads>=1] [points>=1024] [runs>=1]\n");
+    return 2;
+  }
+  at::set_num_threads(threads);
+  at::set_num_interop_threads(1);
+  std::printf("bench_point_transformer: Seg50 (in 6, 13 classes), %lld points, %d threads, median of %d runs\n",
+              static_cast<long long>(points), threads, runs);
+
+  torch::manual_seed(1);
+  pc::PointTransformerOptions dense_opts;
+  pc::PointTransformer dense(dense_opts);
+  std::printf("dense parameters: %lld\n", static_cast<long long>(pc::dense_parameter_count(dense_opts)));
+
+  std::printf("%-28s %12s %16s\n", "batch", "forward [s]", "fwd+bwd [s]");
+  for (int64_t clouds : {1, 2}) {
+    const Batch b = make_batch(points, clouds);
+    const double f = inference(dense, b, runs);
+    const double fb = forward_backward(dense, b, runs);
+    const std::string name = std::to_string(clouds) + " x " + std::to_string(points / clouds) + " points";
+    std::printf("%-28s %12.3f %16.3f\n", name.c_str(), f, fb);
+  }
+
+  pc::PointTransformerOptions moe_opts = dense_opts;
+  moe_opts.moe().enabled(true).num_experts(4).stages({3, 4});
+  torch::manual_seed(1);
+  pc::PointTransformer moe(moe_opts);
+  const Batch b = make_batch(points, 1);
+  const double td = train_step(dense, b, runs);
+  const double tm = train_step(moe, b, runs);
+  std::printf("train step (fwd+bwd+AdamW), 1 x %lld points: dense %.3f s, MoE 4 experts stages 3,4 (%lld MoE "
+              "linears, RUP + EWA) %.3f s, ratio %.3f\n",
+              static_cast<long long>(points), td, static_cast<long long>(moe->num_moe_layers()), tm, tm / td);
+  return 0;
+}
