@@ -1,5 +1,8 @@
-// CPU reference kNN: per cloud, a dense uniform grid (counting sort of the points by cell, cell
-// size adapted to volume or surface-like clouds), queries processed in cell order in parallel.
+// CPU reference kNN: per cloud, a dense uniform grid (counting sort of the points by cell into
+// SoA coordinate arrays, cell size adapted to volume or surface-like clouds). Queries run in cell
+// order in parallel: first the 3x3x3 cell block around the query (distances vectorised over
+// contiguous cell rows, a fixed-size sorted list with threshold rejection), then further rings
+// only when the exact termination bound requires them.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -18,13 +21,14 @@ namespace {
 // the k nearest and the search stops after it.
 inline double points_per_cell(int k) { return std::max(1.5, k / 3.0); }
 
-/// A built grid of one cloud (points sorted by cell).
+/// A built grid of one cloud: points sorted by cell as SoA coordinates, their local indices
+/// (original order within the cloud) and the cell start table.
 template <typename T>
 struct CpuGrid {
   GridParams<T> g{};
-  std::vector<T> pts;         // [n,3] sorted by cell
-  std::vector<int64_t> ids;   // [n] global indices
-  std::vector<int32_t> start; // [cells+1]
+  std::vector<T> xs, ys, zs;   // [n] sorted by cell
+  std::vector<int32_t> local;  // [n] index of the sorted point within its cloud
+  std::vector<int32_t> start;  // [cells+1]
 };
 
 template <typename T>
@@ -41,9 +45,9 @@ void compute_cells(const GridParams<T>& g, const T* p, int64_t n, std::vector<in
   });
 }
 
-/// Builds the grid of points p[0..n) whose global indices start at `base`.
+/// Builds the grid of points p[0..n).
 template <typename T>
-void build_grid(const T* p, int64_t n, int64_t base, double per_cell, CpuGrid<T>& grid) {
+void build_grid(const T* p, int64_t n, double per_cell, CpuGrid<T>& grid) {
   T lo[3], hi[3];
   for (int d = 0; d < 3; ++d) lo[d] = hi[d] = p[d];
   for (int64_t i = 1; i < n; ++i)
@@ -84,14 +88,155 @@ void build_grid(const T* p, int64_t n, int64_t base, double per_cell, CpuGrid<T>
     run += v;
   }
   std::vector<int32_t> cursor(count.begin(), count.end() - 1);
-  grid.pts.resize(3 * n);
-  grid.ids.resize(n);
+  grid.xs.resize(n);
+  grid.ys.resize(n);
+  grid.zs.resize(n);
+  grid.local.resize(n);
   for (int64_t i = 0; i < n; ++i) {
     const int32_t slot = cursor[cell[i]]++;
-    grid.pts[3 * slot] = p[3 * i];
-    grid.pts[3 * slot + 1] = p[3 * i + 1];
-    grid.pts[3 * slot + 2] = p[3 * i + 2];
-    grid.ids[slot] = base + i;
+    grid.xs[slot] = p[3 * i];
+    grid.ys[slot] = p[3 * i + 1];
+    grid.zs[slot] = p[3 * i + 2];
+    grid.local[slot] = static_cast<int32_t>(i);
+  }
+}
+
+/// The k best (dist2, local index) pairs seen so far, sorted ascending; ties by index.
+template <typename T>
+struct Best {
+  T d[kMaxK];
+  int32_t i[kMaxK];
+  int cnt = 0;
+  int k = 0;
+
+  /// Admission threshold: a candidate with distance > worst() cannot enter a full list.
+  T worst() const { return cnt < k ? std::numeric_limits<T>::infinity() : d[k - 1]; }
+
+  void insert(T dist, int32_t id) {
+    if (cnt == k && (dist > d[k - 1] || (dist == d[k - 1] && id > i[k - 1]))) return;
+    int pos = cnt < k ? cnt : k - 1;
+    while (pos > 0 && (d[pos - 1] > dist || (d[pos - 1] == dist && i[pos - 1] > id))) {
+      d[pos] = d[pos - 1];
+      i[pos] = i[pos - 1];
+      --pos;
+    }
+    d[pos] = dist;
+    i[pos] = id;
+    if (cnt < k) ++cnt;
+  }
+};
+
+constexpr int kBlock = 64;  // candidates per vectorised distance batch
+
+/// Scans sorted points [s, e): distances in batches (vectorisable SoA loop), then the few
+/// that pass the current threshold go into the sorted list.
+template <typename T>
+inline void scan_range(const CpuGrid<T>& grid, int32_t s, int32_t e, T qx, T qy, T qz, Best<T>& best) {
+  const T* xs = grid.xs.data();
+  const T* ys = grid.ys.data();
+  const T* zs = grid.zs.data();
+  T dist[kBlock];
+  for (int32_t b = s; b < e; b += kBlock) {
+    const int n = std::min<int32_t>(kBlock, e - b);
+    for (int t = 0; t < n; ++t) {
+      const T dx = xs[b + t] - qx, dy = ys[b + t] - qy, dz = zs[b + t] - qz;
+      dist[t] = dx * dx + dy * dy + dz * dz;
+    }
+    for (int t = 0; t < n; ++t) {
+      if (dist[t] <= best.worst()) best.insert(dist[t], grid.local[b + t]);
+    }
+  }
+}
+
+/// Every cell not yet scanned lies beyond one of the faces of the scanned cube (radius r
+/// around the query cell) that is not on the grid border; true when all of them are farther
+/// than the current k-th distance (or nothing is left).
+template <typename T>
+inline bool done_after_ring(const GridParams<T>& g, const int64_t c[3], const T q[3], int64_t r, T slack,
+                            const Best<T>& best) {
+  T bound = T(-1);
+  bool any = false;
+  for (int d = 0; d < 3; ++d) {
+    if (c[d] - r > 0) {
+      const T f = q[d] - (g.origin[d] + T(c[d] - r) * g.h);
+      if (!any || f < bound) bound = f;
+      any = true;
+    }
+    if (c[d] + r < g.dims[d] - 1) {
+      const T f = g.origin[d] + T(c[d] + r + 1) * g.h - q[d];
+      if (!any || f < bound) bound = f;
+      any = true;
+    }
+  }
+  if (!any) return true;
+  if (best.cnt < best.k) return false;
+  bound -= slack;
+  return bound > T(0) && bound * bound > best.d[best.k - 1];
+}
+
+/// k nearest points of q: the 3x3x3 block around q's cell, then rings r >= 2 (cells pruned by
+/// their gap to q) until the termination bound holds. Fills best (cnt = min(k, n)).
+template <typename T>
+void query_knn(const CpuGrid<T>& grid, T qx, T qy, T qz, Best<T>& best) {
+  const GridParams<T>& g = grid.g;
+  const int32_t* start = grid.start.data();
+  const int64_t X = g.dims[0], Y = g.dims[1], Z = g.dims[2];
+  const int64_t c[3] = {cell_coord(qx, g.origin[0], g.inv_h, X), cell_coord(qy, g.origin[1], g.inv_h, Y),
+                        cell_coord(qz, g.origin[2], g.inv_h, Z)};
+  const T q[3] = {qx, qy, qz};
+  const int64_t cx = c[0], cy = c[1], cz = c[2];
+  // Relative slack on the termination bound so that rounding can never drop a neighbour.
+  const T slack = g.h * (sizeof(T) == 4 ? T(1e-5) : T(1e-12));
+
+  // Rings 0 and 1: nine contiguous rows of up to three cells, the query's row first.
+  const int64_t xa = std::max<int64_t>(cx - 1, 0), xb = std::min<int64_t>(cx + 1, X - 1);
+  const int64_t y0 = std::max<int64_t>(cy - 1, 0), y1 = std::min<int64_t>(cy + 1, Y - 1);
+  const int64_t z0 = std::max<int64_t>(cz - 1, 0), z1 = std::min<int64_t>(cz + 1, Z - 1);
+  {
+    const int64_t row = (cz * Y + cy) * X;
+    scan_range(grid, start[row + xa], start[row + xb + 1], qx, qy, qz, best);
+  }
+  for (int64_t z = z0; z <= z1; ++z) {
+    for (int64_t y = y0; y <= y1; ++y) {
+      if (z == cz && y == cy) continue;
+      const int64_t row = (z * Y + y) * X;
+      scan_range(grid, start[row + xa], start[row + xb + 1], qx, qy, qz, best);
+    }
+  }
+  if (done_after_ring(g, c, q, 1, slack, best)) return;
+
+  int64_t rmax = std::max({cx, X - 1 - cx, cy, Y - 1 - cy, cz, Z - 1 - cz});
+  const T h = g.h, ox = g.origin[0], oy = g.origin[1], oz = g.origin[2];
+  for (int64_t r = 2; r <= rmax; ++r) {
+    const int64_t rz0 = std::max<int64_t>(cz - r, 0), rz1 = std::min<int64_t>(cz + r, Z - 1);
+    const int64_t ry0 = std::max<int64_t>(cy - r, 0), ry1 = std::min<int64_t>(cy + r, Y - 1);
+    const int64_t rxa = std::max<int64_t>(cx - r, 0), rxb = std::min<int64_t>(cx + r, X - 1);
+    for (int64_t z = rz0; z <= rz1; ++z) {
+      const bool zedge = (z == cz - r) || (z == cz + r);
+      const T gz = gap(qz, oz + T(z) * h, oz + T(z + 1) * h);
+      const T dz2 = gz * gz;
+      if (dz2 > best.worst()) continue;
+      for (int64_t y = ry0; y <= ry1; ++y) {
+        const bool yedge = (y == cy - r) || (y == cy + r);
+        const T gy = gap(qy, oy + T(y) * h, oy + T(y + 1) * h);
+        const T dyz = dz2 + gy * gy;
+        if (dyz > best.worst()) continue;
+        const int64_t row = (z * Y + y) * X;
+        if (zedge || yedge) {  // whole row of the shell: contiguous points of cells rxa..rxb
+          const T gx = gap(qx, ox + T(rxa) * h, ox + T(rxb + 1) * h);
+          if (dyz + gx * gx > best.worst()) continue;
+          scan_range(grid, start[row + rxa], start[row + rxb + 1], qx, qy, qz, best);
+        } else {
+          for (const int64_t x : {cx - r, cx + r}) {
+            if (x < 0 || x > X - 1) continue;
+            const T gx = gap(qx, ox + T(x) * h, ox + T(x + 1) * h);
+            if (dyz + gx * gx > best.worst()) continue;
+            scan_range(grid, start[row + x], start[row + x + 1], qx, qy, qz, best);
+          }
+        }
+      }
+    }
+    if (done_after_ring(g, c, q, r, slack, best)) return;
   }
 }
 
@@ -105,12 +250,11 @@ void knn_cpu_impl(const T* ref, const std::vector<int64_t>& ref_off, const T* qu
     const int64_t n = re - rs, m = qe - qs;
     if (m > 0) {
       CpuGrid<T> grid;
-      build_grid(ref + 3 * rs, n, rs, points_per_cell(k), grid);
+      build_grid(ref + 3 * rs, n, points_per_cell(k), grid);
       // Query order: by cell for cache locality (identical to the sorted refs when same).
-      std::vector<int64_t> order;
+      std::vector<int32_t> order;
       if (same) {
-        order = grid.ids;
-        for (auto& o : order) o -= rs;
+        order = grid.local;
       } else {
         std::vector<int32_t> qcell;
         compute_cells(grid.g, query + 3 * qs, m, qcell);
@@ -118,29 +262,27 @@ void knn_cpu_impl(const T* ref, const std::vector<int64_t>& ref_off, const T* qu
         for (int64_t i = 0; i < m; ++i) ++pos[qcell[i] + 1];
         for (size_t c = 1; c < pos.size(); ++c) pos[c] += pos[c - 1];
         order.resize(m);
-        for (int64_t i = 0; i < m; ++i) order[pos[qcell[i]]++] = i;
+        for (int64_t i = 0; i < m; ++i) order[pos[qcell[i]]++] = static_cast<int32_t>(i);
       }
       const T* qp = query + 3 * qs;
       // Dynamic chunks: threads that get descheduled on a busy machine do not stall the rest.
       constexpr int64_t kChunk = 512;
       const int64_t chunks = (m + kChunk - 1) / kChunk;
       std::atomic<int64_t> next{0};
-      at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1,
-                       [&](int64_t, int64_t) {
-        T bd[kMaxK];
-        int64_t bi[kMaxK];
+      at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
+        Best<T> best;
+        best.k = k;
         for (int64_t c = next++; c < chunks; c = next++) {
           for (int64_t t = c * kChunk, end = std::min(m, t + kChunk); t < end; ++t) {
             const int64_t q = order[t];
-            const int cnt = grid_knn(grid.g, grid.pts.data(), grid.ids.data(),
-                                     grid.start.data(), qp[3 * q], qp[3 * q + 1], qp[3 * q + 2],
-                                     k, bd, bi);
+            best.cnt = 0;
+            query_knn(grid, qp[3 * q], qp[3 * q + 1], qp[3 * q + 2], best);
             int64_t* oi = out_idx + (qs + q) * k;
             T* od = out_d + (qs + q) * k;
             for (int j = 0; j < k; ++j) {
-              const int s = j < cnt ? j : cnt - 1;  // fewer than k points: repeat the farthest
-              oi[j] = bi[s];
-              od[j] = bd[s];
+              const int s = j < best.cnt ? j : best.cnt - 1;  // fewer than k points: repeat the farthest
+              oi[j] = rs + best.i[s];
+              od[j] = best.d[s];
             }
           }
         }
