@@ -8,6 +8,11 @@
 namespace ewa::app {
 
 void register_commands(CLI::App& app, GlobalOptions& global) {
+  add_train_command(app, global);
+  add_eval_command(app, global);
+  add_classify_command(app, global);
+  add_data_command(app, global);
+  add_segment_command(app, global);
   add_config_command(app, global);
   add_version_command(app, global);
   add_launch_command(app, global);
@@ -15,6 +20,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
   add_view_command(app, global);
   add_convert_command(app, global);
   add_inspect_command(app, global);
+  add_superclasses_command(app, global);
 }
 
 void apply_global_options(const GlobalOptions& global, int config_threads) {

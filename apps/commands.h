@@ -21,6 +21,12 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Ends a subcommand with this exit status; the message was already printed/logged.
+struct ExitCode {
+  int code;
+  explicit ExitCode(int c) : code(c) {}
+};
+
 /// Registers every subcommand on `app`. Subcommand callbacks throw on failure; main() maps
 /// exceptions to exit codes (2 usage/config, 1 runtime).
 void register_commands(CLI::App& app, GlobalOptions& global);
@@ -36,5 +42,13 @@ void add_report_command(CLI::App& app, GlobalOptions& global);
 void add_view_command(CLI::App& app, GlobalOptions& global);
 void add_convert_command(CLI::App& app, GlobalOptions& global);
 void add_inspect_command(CLI::App& app, GlobalOptions& global);
+void add_superclasses_command(CLI::App& app, GlobalOptions& global);
+void add_train_command(CLI::App& app, GlobalOptions& global);
+/// `ewa data export-images` (registered on the `data` subcommand by add_data_command).
+void add_data_export_images_command(CLI::App& data, GlobalOptions& global);
+void add_eval_command(CLI::App& app, GlobalOptions& global);
+void add_classify_command(CLI::App& app, GlobalOptions& global);
+void add_data_command(CLI::App& app, GlobalOptions& global);
+void add_segment_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace ewa::app

@@ -1,0 +1,162 @@
+// `ewa data prepare s3dis RAW OUT` (parallel, resumable HDF5 room cache with a progress bar)
+// and `ewa data synth-rooms OUT --rooms N` (procedural rooms in the raw S3DIS layout).
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+
+#include "commands.h"
+#include "ewa/core/progress.h"
+#include "ewa/core/runtime.h"
+#include "ewa/datasets/points/room_cache.h"
+#include "ewa/datasets/points/s3dis.h"
+#include "ewa/datasets/points/synth_rooms.h"
+
+namespace fs = std::filesystem;
+
+namespace ewa::app {
+
+namespace {
+
+void add_prepare(CLI::App& data, GlobalOptions& global) {
+  auto* prepare = data.add_subcommand("prepare", "Convert a raw dataset into the training cache");
+  prepare->require_subcommand(1);
+  struct Args {
+    std::string raw, out, format = "auto";
+    int jobs = 0;
+    std::vector<int> areas;
+    bool overwrite = false, quiet = false;
+    int max_issues = 20;
+  };
+  auto args = std::make_shared<Args>();
+  auto* s3dis = prepare->add_subcommand(
+      "s3dis",
+      "S3DIS raw layout (Area_N/<room>/Annotations/*.txt) -> OUT/Area_N/<room>.h5 (coord, color, segment,\n"
+      "instance); parallel over rooms, resumable (rooms already prepared are skipped)");
+  s3dis->add_option("raw", args->raw, "Stanford3dDataset_v1.2[_Aligned_Version] folder (holds Area_1 ...)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  s3dis->add_option("out", args->out, "Output folder")->required();
+  s3dis->add_option("--format", args->format,
+                    "aligned (no rotation) | v1.2 (rotate by Area_N_alignmentAngle.txt) | auto (rotate when the "
+                    "angle file exists)")
+      ->check(CLI::IsMember({"auto", "aligned", "v1.2"}))
+      ->capture_default_str();
+  s3dis->add_option("-j,--jobs", args->jobs, "Rooms in parallel (0 = all cores)")->check(CLI::NonNegativeNumber);
+  s3dis->add_option("--areas", args->areas, "Only these areas (e.g. --areas 1 2 5)")->expected(1, 6);
+  s3dis->add_flag("--overwrite", args->overwrite, "Rewrite rooms that are already prepared");
+  s3dis->add_flag("-q,--quiet", args->quiet, "No progress bar");
+  s3dis->add_option("--max-issues", args->max_issues, "Damaged lines listed in the summary")->capture_default_str();
+  s3dis->callback([&global, args] {
+    apply_global_options(global);
+    if (!datasets::have_hdf5()) throw std::runtime_error("data prepare s3dis: this build has no HDF5 (EWA_WITH_HDF5)");
+    datasets::S3disPrepareOptions o;
+    o.threads = args->jobs > 0 ? args->jobs : hardware_threads();
+    o.areas = args->areas;
+    o.overwrite = args->overwrite;
+    o.read.apply_alignment = args->format != "aligned";
+    if (args->format == "v1.2") {
+      bool any = false;
+      for (int a = 1; a <= 6; ++a) {
+        any = any || fs::exists(fs::path(args->raw) / ("Area_" + std::to_string(a)) /
+                                ("Area_" + std::to_string(a) + "_alignmentAngle.txt"));
+      }
+      if (!any) {
+        throw UsageError("data prepare s3dis: --format v1.2 but no Area_N/Area_N_alignmentAngle.txt under " +
+                         args->raw);
+      }
+    }
+    std::unique_ptr<ProgressBar> bar;
+    int64_t points = 0;
+    o.progress = [&](const datasets::S3disPrepareProgress& p) {
+      if (args->quiet) return;
+      if (!bar) bar = std::make_unique<ProgressBar>(p.total, "prepare", "room");
+      points += p.points;
+      bar->update(1, {{"Mpts", static_cast<double>(points) / 1e6}});
+    };
+    fs::create_directories(args->out);
+    const auto s = datasets::prepare_s3dis(args->raw, args->out, o);
+    if (bar) bar->finish();
+    std::cout << "rooms: " << s.rooms << " found, " << s.rooms_written << " written, " << s.rooms_skipped
+              << " already prepared, " << s.failed.size() << " failed; " << s.points << " points written\n";
+    if (s.repaired_lines > 0 || s.skipped_lines > 0) {
+      std::cout << "damaged lines: " << s.repaired_lines << " repaired, " << s.skipped_lines << " skipped\n";
+      int shown = 0;
+      for (const auto& issue : s.issues) {
+        if (shown++ >= args->max_issues) {
+          std::cout << "  ... " << (s.issues.size() - static_cast<size_t>(args->max_issues)) << " more\n";
+          break;
+        }
+        std::cout << "  " << issue.to_string() << "\n";
+      }
+    }
+    for (const auto& [room, msg] : s.failed) std::cerr << "failed: " << room << ": " << msg << "\n";
+    if (s.rooms == 0) throw std::runtime_error("data prepare s3dis: no rooms (Area_N/<room>/Annotations) under " + args->raw);
+    if (!s.failed.empty()) {
+      std::cerr << "ewa: error: " << s.failed.size() << " rooms failed (nothing written for them); rerun to retry\n";
+      throw ExitCode(1);
+    }
+    std::cout << "cache: " << args->out << "\n";
+  });
+}
+
+void add_synth_rooms(CLI::App& data, GlobalOptions& global) {
+  struct Args {
+    std::string out;
+    int rooms = 4;
+    int areas = 0;
+    uint64_t seed = 0;
+    double density = 500;
+    double noise = 0.005;
+    int jobs = 0;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = data.add_subcommand(
+      "synth-rooms",
+      "Write procedural indoor rooms (SYNTHETIC, all 13 S3DIS classes) in the raw S3DIS layout:\n"
+      "OUT/Area_<a>/room_<k>/Annotations/<class>_<i>.txt; rooms are spread over --areas areas");
+  cmd->add_option("out", args->out, "Output folder")->required();
+  cmd->add_option("--rooms", args->rooms, "Number of rooms")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--areas", args->areas, "Areas Area_1..Area_A the rooms are spread over (default: 2, or 1 for one room)")
+      ->check(CLI::Range(1, 6));
+  cmd->add_option("--seed", args->seed, "Random seed (same seed, same rooms)")->capture_default_str();
+  cmd->add_option("--density", args->density, "Surface points per square metre")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--noise", args->noise, "Gaussian sensor noise (metres)")->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("-j,--jobs", args->jobs, "Rooms written in parallel (0 = all cores)")->check(CLI::NonNegativeNumber);
+  cmd->callback([&global, args] {
+    apply_global_options(global);
+    const int areas = args->areas > 0 ? args->areas : std::min(2, args->rooms);
+    if (areas > args->rooms) throw UsageError("data synth-rooms: --areas " + std::to_string(areas) + " needs at least as many rooms");
+    int64_t points = 0, bytes = 0, rooms = 0;
+    for (int a = 1; a <= areas; ++a) {
+      const int n = args->rooms / areas + (a <= args->rooms % areas ? 1 : 0);
+      datasets::SynthRoomsOptions o;
+      o.area = a;
+      o.density = args->density;
+      o.noise = args->noise;
+      o.threads = args->jobs;
+      const auto s = datasets::synth_rooms(args->out, n, args->seed * 7919 + static_cast<uint64_t>(a), o);
+      points += s.points;
+      bytes += s.bytes;
+      rooms += static_cast<int64_t>(s.room_dirs.size());
+      std::cout << "Area_" << a << ": " << s.room_dirs.size() << " rooms\n";
+    }
+    std::cout << "wrote " << rooms << " SYNTHETIC rooms (" << points << " points, " << bytes / (1 << 20)
+              << " MiB of text) under " << args->out << "\nnext: ewa data prepare s3dis " << args->out << " "
+              << args->out << "-cache\n";
+  });
+}
+
+}  // namespace
+
+void add_data_command(CLI::App& app, GlobalOptions& global) {
+  auto* data = app.add_subcommand("data", "Prepare datasets (S3DIS cache), write synthetic rooms, export sample images");
+  data->require_subcommand(1);
+  add_prepare(*data, global);
+  add_synth_rooms(*data, global);
+  add_data_export_images_command(*data, global);
+}
+
+}  // namespace ewa::app

@@ -1,0 +1,503 @@
+// Scene lists and loaders for every segmentation data format, single-scene reading for
+// `ewa segment`, input features and the training-sample recipe (see scene_data.h).
+#include "ewa/pointcloud/scene_data.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "ewa/datasets/points/npy.h"
+#include "ewa/datasets/points/pcd_ply.h"
+#include "ewa/datasets/points/room_cache.h"
+#include "ewa/datasets/points/s3dis.h"
+#include "ewa/datasets/points/transforms.h"
+#include "ewa/pointcloud/ops.h"
+
+namespace fs = std::filesystem;
+
+namespace ewa::pointcloud {
+
+using datasets::PointCloudData;
+
+std::vector<std::string> default_s3dis_classes() { return datasets::s3dis_class_names(); }
+
+int64_t feature_channels(const std::vector<std::string>& features) {
+  return 3 * static_cast<int64_t>(features.size());
+}
+
+int64_t SegDataOptions::feature_channels() const { return pointcloud::feature_channels(features()); }
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto b = item.find_first_not_of(" \t");
+    const auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+namespace {
+
+/// "wall_2" < "wall_10".
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i2 = i, j2 = j;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
+      const std::string na = a.substr(i, i2 - i), nb = b.substr(j, j2 - j);
+      const std::string ta = na.substr(std::min(na.find_first_not_of('0'), na.size()));
+      const std::string tb = nb.substr(std::min(nb.find_first_not_of('0'), nb.size()));
+      if (ta.size() != tb.size()) return ta.size() < tb.size();
+      if (ta != tb) return ta < tb;
+      i = i2;
+      j = j2;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+/// `*` (any run of characters, '/' included) and `?` (one character).
+bool glob_match(const std::string& pat, const std::string& text) {
+  size_t p = 0, t = 0, star = std::string::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pat.size() && (pat[p] == '?' || pat[p] == text[t])) {
+      ++p;
+      ++t;
+    } else if (p < pat.size() && pat[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (star != std::string::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pat.size() && pat[p] == '*') ++p;
+  return p == pat.size();
+}
+
+std::string lower_ext(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e;
+}
+
+/// Area number from a path component "Area_N" (0 when none).
+int64_t area_of(const std::string& path) {
+  static const std::regex re("Area_([0-9]+)");
+  std::smatch m;
+  if (std::regex_search(path, m, re)) return std::stoll(m[1].str());
+  return 0;
+}
+
+bool in_list(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+/// Train: train_areas (or every area != test_area); val: test_area.
+void split_by_area(const std::vector<SceneSet::Entry>& all, const SegDataOptions& o, int64_t test_area,
+                   std::vector<SceneSet::Entry>& train, std::vector<SceneSet::Entry>& val) {
+  for (const auto& e : all) {
+    const int64_t a = area_of(e.name.empty() ? e.path : e.name);
+    if (a == test_area) {
+      val.push_back(e);
+    } else if (o.train_areas().empty() ? a != 0 : in_list(o.train_areas(), a)) {
+      train.push_back(e);
+    }
+  }
+}
+
+/// Files (or Pointcept room folders) under root selected by patterns (relative to root).
+std::vector<std::string> select_paths(const std::vector<std::string>& candidates, const std::string& root,
+                                      const std::vector<std::string>& patterns, const std::string& key) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const auto& pat : patterns) {
+    const bool wild = pat.find_first_of("*?") != std::string::npos;
+    bool any = false;
+    if (!wild) {
+      fs::path p = fs::path(pat).is_absolute() ? fs::path(pat) : fs::path(root) / pat;
+      if (!fs::exists(p)) {
+        throw std::runtime_error("data." + key + ": '" + pat + "' not found under " + root);
+      }
+      const std::string s = p.lexically_normal().string();
+      if (seen.insert(s).second) out.push_back(s);
+      continue;
+    }
+    for (const auto& c : candidates) {
+      const std::string rel = fs::path(c).lexically_relative(root).generic_string();
+      if (glob_match(pat, rel)) {
+        any = true;
+        if (seen.insert(c).second) out.push_back(c);
+      }
+    }
+    if (!any) throw std::runtime_error("data." + key + ": pattern '" + pat + "' matches nothing under " + root);
+  }
+  return out;
+}
+
+std::string scene_name(const std::string& path, const std::string& root) {
+  fs::path rel = fs::path(path).lexically_relative(root);
+  if (rel.empty() || rel.string().rfind("..", 0) == 0) rel = fs::path(path).filename();
+  rel.replace_extension();
+  return rel.generic_string();
+}
+
+/// Checks labels against the class count (error naming the source).
+void check_labels(const PointCloudData& c, int64_t num_classes) {
+  if (!c.has_segment() || c.segment.numel() == 0) return;
+  const int64_t mx = c.segment.max().item<int64_t>();
+  const int64_t mn = c.segment.min().item<int64_t>();
+  if (mx >= num_classes || mn < -1) {
+    throw std::runtime_error(c.source + ": label " + std::to_string(mx >= num_classes ? mx : mn) +
+                             " outside [0, " + std::to_string(num_classes) +
+                             ") (-1 = ignore); check data.class_names / data.label_map");
+  }
+}
+
+/// Drops rows with a non-finite coordinate, recording kept source indices in `index`.
+void drop_non_finite(PointCloudData& c) {
+  if (c.size() == 0) return;
+  auto ok = torch::isfinite(c.coord).all(1);  // [N] bool
+  if (ok.all().item<bool>()) return;
+  auto keep = ok.nonzero().squeeze(1);  // [M]
+  auto base = c.index.defined() ? c.index : torch::arange(c.size(), torch::kLong);
+  c = datasets::select_points(c, keep);
+  c.index = base.index_select(0, keep);
+}
+
+datasets::LabelMap label_map_of(const std::string& spec) {
+  if (spec == "mosd") return datasets::mosd_label_map();
+  return datasets::parse_label_map(spec);
+}
+
+PointCloudData read_fields_file(const std::string& path, const std::string& label_field, const std::string& map,
+                                int64_t* source_count = nullptr) {
+  auto f = datasets::read_point_fields(path);
+  if (source_count) *source_count = f.size();
+  datasets::FieldsToCloudOptions o;
+  o.label_field = f.has(label_field) ? label_field : "";
+  o.use_label_map = !map.empty();
+  if (o.use_label_map) o.label_map = label_map_of(map);
+  o.drop_non_finite = true;
+  auto c = datasets::fields_to_cloud(f, o);
+  c.source = path;
+  return c;
+}
+
+PointCloudData read_npy_scene(const std::string& path, int64_t* source_count) {
+  auto a = datasets::read_npy(path);
+  *source_count = a.dim() >= 1 ? a.size(0) : 0;
+  if (a.dim() != 2 || (a.size(1) != 3 && a.size(1) != 6 && a.size(1) != 7)) {
+    std::ostringstream s;
+    s << path << ": expected an array [N,3] (xyz), [N,6] (xyz rgb) or [N,7] (xyz rgb label), found shape "
+      << a.sizes();
+    throw std::runtime_error(s.str());
+  }
+  PointCloudData c;
+  auto f = a.to(torch::kDouble);
+  c.coord = f.slice(1, 0, 3).to(torch::kFloat).contiguous();
+  if (a.size(1) >= 6) {
+    auto rgb = f.slice(1, 3, 6);
+    if (rgb.numel() > 0 && rgb.max().item<double>() <= 1.0) rgb = rgb * 255.0;  // [0,1] colours
+    c.color = rgb.round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  }
+  if (a.size(1) == 7) c.segment = f.select(1, 6).round().to(torch::kLong).contiguous();
+  c.name = fs::path(path).stem().string();
+  c.source = path;
+  drop_non_finite(c);
+  return c;
+}
+
+PointCloudData read_txt_scene(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto parsed = datasets::parse_xyzrgb_text(text, path);
+  for (const auto& issue : parsed.issues) spdlog::warn("{}", issue.to_string());
+  const int64_t n = static_cast<int64_t>(parsed.xyz.size() / 3);
+  if (n == 0) throw std::runtime_error(path + ": no points");
+  PointCloudData c;
+  c.coord = torch::from_blob(parsed.xyz.data(), {n, 3}, torch::kFloat).clone();
+  c.color = torch::from_blob(parsed.rgb.data(), {n, 3}, torch::kUInt8).clone();
+  c.name = fs::path(path).stem().string();
+  c.source = path;
+  return c;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------ SceneSet
+
+struct SceneSet::Shared {
+  std::mutex mutex;
+  std::map<int64_t, PointCloudData> cache;
+};
+
+SceneSet::SceneSet(const SegDataOptions& options, std::vector<Entry> entries,
+                   std::shared_ptr<const datasets::PointNetIndoor3d> pointnet)
+    : options_(options), entries_(std::move(entries)), shared_(std::make_shared<Shared>()), pointnet_(std::move(pointnet)) {}
+
+void SceneSet::truncate(int64_t n) {
+  if (n < size()) entries_.resize(static_cast<size_t>(n));
+}
+
+PointCloudData SceneSet::load(int64_t i) const {
+  if (options_.cache()) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    auto it = shared_->cache.find(i);
+    if (it != shared_->cache.end()) return it->second;
+  }
+  const Entry& e = entry(i);
+  PointCloudData c;
+  const std::string& fmt = options_.format();
+  if (e.block >= 0) {
+    TORCH_CHECK(pointnet_ != nullptr, "SceneSet: pointnet block without data");
+    auto d = pointnet_->data.select(0, e.block);  // [P,9]
+    c.coord = d.slice(1, 0, 3).contiguous();
+    c.color = (d.slice(1, 3, 6) * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+    c.segment = pointnet_->label.select(0, e.block).contiguous();
+    c.source = e.path + " (block " + std::to_string(e.block) + ")";
+  } else if (lower_ext(e.path) == ".h5") {
+    c = datasets::read_room_h5(e.path);
+  } else if (fmt == "pointcept") {
+    c = datasets::read_pointcept_room(e.path);
+  } else if (fmt == "labelled_folder") {
+    c = read_fields_file(e.path, options_.label_field(), options_.label_map());
+    if (!c.has_segment()) {
+      throw std::runtime_error(e.path + ": no label field '" + options_.label_field() +
+                               "' (set data.label_field)");
+    }
+  } else {  // s3dis_raw / synth_rooms raw
+    datasets::S3disReadOptions ro;
+    ro.class_names = options_.class_names();
+    ro.threads = 1;
+    c = datasets::read_s3dis_room(e.path, ro).cloud;
+  }
+  c.name = e.name;
+  if (c.source.empty()) c.source = e.path;
+  if (!c.has_segment()) throw std::runtime_error(c.source + ": scene has no labels");
+  if (c.size() == 0) throw std::runtime_error(c.source + ": scene has no points");
+  if (!torch::isfinite(c.coord).all().item<bool>()) {
+    throw std::runtime_error(c.source + ": non-finite (NaN/Inf) coordinates");
+  }
+  check_labels(c, static_cast<int64_t>(options_.class_names().size()));
+  if (options_.cache()) {
+    std::lock_guard<std::mutex> lock(shared_->mutex);
+    shared_->cache.emplace(i, c);
+  }
+  return c;
+}
+
+// ------------------------------------------------------------------------------ splits
+
+SegSplits make_seg_splits(const SegDataOptions& o, int64_t test_area) {
+  const std::string& root = o.root();
+  if (!fs::exists(root)) throw std::runtime_error("data.root: " + root + " does not exist");
+  std::vector<SceneSet::Entry> train, val;
+  std::shared_ptr<const datasets::PointNetIndoor3d> pointnet;
+  std::string fmt = o.format();
+  if (fmt == "synth_rooms") {  // prepared cache when *.h5 exist, else the raw layout
+    fmt = "s3dis_raw";
+    for (const auto& f : fs::recursive_directory_iterator(root)) {
+      if (f.is_regular_file() && lower_ext(f.path()) == ".h5") {
+        fmt = "s3dis_cache";
+        break;
+      }
+    }
+  }
+  if (fmt == "s3dis_raw") {
+    std::vector<SceneSet::Entry> all;
+    for (const auto& dir : datasets::list_s3dis_rooms(root)) {
+      all.push_back({scene_name(dir, root), dir, -1});
+    }
+    split_by_area(all, o, test_area, train, val);
+  } else if (fmt == "s3dis_cache") {
+    std::vector<std::string> files;
+    for (const auto& f : fs::recursive_directory_iterator(root)) {
+      if (f.is_regular_file() && lower_ext(f.path()) == ".h5") files.push_back(f.path().string());
+    }
+    std::sort(files.begin(), files.end(), natural_less);
+    std::vector<SceneSet::Entry> all;
+    for (const auto& f : files) all.push_back({scene_name(f, root), f, -1});
+    split_by_area(all, o, test_area, train, val);
+  } else if (fmt == "pointnet_h5") {
+    auto data = std::make_shared<datasets::PointNetIndoor3d>(datasets::read_pointnet_indoor3d(root));
+    for (int64_t b = 0; b < data->data.size(0); ++b) {
+      const int64_t a = data->areas[static_cast<size_t>(b)];
+      SceneSet::Entry e{data->rooms[static_cast<size_t>(b)] + "#" + std::to_string(b), root, b};
+      if (a == test_area) {
+        val.push_back(e);
+      } else if (o.train_areas().empty() || in_list(o.train_areas(), a)) {
+        train.push_back(e);
+      }
+    }
+    pointnet = data;
+  } else {  // pointcept, labelled_folder
+    std::vector<std::string> candidates;
+    if (fmt == "pointcept") {
+      candidates = datasets::list_pointcept_rooms(root);
+    } else {
+      for (const auto& f : fs::recursive_directory_iterator(root)) {
+        const auto ext = lower_ext(f.path());
+        if (f.is_regular_file() && (ext == ".pcd" || ext == ".ply")) candidates.push_back(f.path().string());
+      }
+      std::sort(candidates.begin(), candidates.end(), natural_less);
+    }
+    const bool by_area = fmt == "pointcept" && o.val_files().empty();
+    if (by_area) {
+      std::vector<SceneSet::Entry> all;
+      for (const auto& c : candidates) all.push_back({scene_name(c, root), c, -1});
+      split_by_area(all, o, test_area, train, val);
+    } else {
+      auto val_paths = select_paths(candidates, root, o.val_files(), "val_files");
+      std::set<std::string> val_set(val_paths.begin(), val_paths.end());
+      std::vector<std::string> train_paths;
+      if (o.train_files().empty()) {
+        for (const auto& c : candidates) {
+          if (!val_set.count(c)) train_paths.push_back(c);
+        }
+      } else {
+        train_paths = select_paths(candidates, root, o.train_files(), "train_files");
+      }
+      for (const auto& p : train_paths) {
+        if (val_set.count(p)) throw std::runtime_error("data: " + p + " is in both train_files and val_files");
+        train.push_back({scene_name(p, root), p, -1});
+      }
+      for (const auto& p : val_paths) val.push_back({scene_name(p, root), p, -1});
+    }
+  }
+  if (train.empty()) {
+    throw std::runtime_error("data: no training scenes under " + root + " (format " + o.format() +
+                             ", test_area " + std::to_string(test_area) + ")");
+  }
+  if (val.empty()) {
+    throw std::runtime_error("data: no validation scenes under " + root + " (format " + o.format() +
+                             ", test_area " + std::to_string(test_area) + ")");
+  }
+  return SegSplits{SceneSet(o, std::move(train), pointnet), SceneSet(o, std::move(val), pointnet)};
+}
+
+// ------------------------------------------------------------------------------ single scene
+
+PointCloudData read_scene_file(const std::string& path, const SceneReadSpec& spec, int64_t* source_points) {
+  if (!fs::exists(path)) throw std::runtime_error(path + ": no such file or folder");
+  PointCloudData c;
+  int64_t source_count = 0;
+  const std::string ext = lower_ext(path);
+  if (fs::is_directory(path)) {
+    if (fs::exists(fs::path(path) / "coord.npy")) {
+      c = datasets::read_pointcept_room(path);
+    } else if (fs::is_directory(fs::path(path) / "Annotations")) {
+      datasets::S3disReadOptions ro;
+      auto room = datasets::read_s3dis_room(path, ro);
+      for (const auto& issue : room.issues) spdlog::warn("{}", issue.to_string());
+      c = room.cloud;
+      if (spec.class_names != datasets::s3dis_class_names()) c.segment = torch::Tensor();
+    } else {
+      throw std::runtime_error(path + ": a folder that is neither an S3DIS room (no Annotations folder) nor a "
+                               "Pointcept room (no coord.npy)");
+    }
+    c.name = fs::path(path).lexically_normal().filename().string();
+    if (c.name.empty() || c.name == ".") c.name = fs::path(path).lexically_normal().parent_path().filename().string();
+  } else if (ext == ".h5") {
+    c = datasets::read_room_h5(path);
+  } else if (ext == ".ply" || ext == ".pcd") {
+    c = read_fields_file(path, spec.label_field, spec.label_map, &source_count);
+  } else if (ext == ".npy") {
+    c = read_npy_scene(path, &source_count);
+  } else if (ext == ".txt") {
+    c = read_txt_scene(path);
+  } else {
+    throw std::runtime_error(path + ": unknown scene type (expected an S3DIS/Pointcept room folder, .h5, .ply, "
+                             ".pcd, .npy or .txt)");
+  }
+  if (c.name.empty()) c.name = fs::path(path).stem().string();
+  c.source = path;
+  if (source_points) *source_points = c.index.defined() ? source_count : c.size();
+  drop_non_finite(c);
+  if (c.size() == 0) throw std::runtime_error(path + ": no (finite) points");
+  if (c.has_segment()) {
+    const int64_t k = static_cast<int64_t>(spec.class_names.size());
+    const int64_t mx = c.segment.max().item<int64_t>();
+    if (mx >= k || c.segment.min().item<int64_t>() < -1) {
+      spdlog::warn("{}: labels outside the model's {} classes; ground truth ignored", path, k);
+      c.segment = torch::Tensor();
+    } else if (mx < 0) {
+      c.segment = torch::Tensor();  // nothing labelled
+    }
+  }
+  return c;
+}
+
+// ------------------------------------------------------------------------------ features
+
+torch::Tensor make_features(const PointCloudData& c, const std::vector<std::string>& features) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& f : features) {
+    if (f == "xyz") {
+      parts.push_back(c.coord.to(torch::kFloat));
+    } else if (f == "rgb") {
+      if (!c.has_color()) throw std::runtime_error(c.source + ": feature rgb requested but the scene has no colour");
+      parts.push_back(c.color.to(torch::kFloat) / 255.0);
+    } else if (f == "normal") {
+      if (!c.has_normal()) throw std::runtime_error(c.source + ": feature normal requested but the scene has no normals");
+      parts.push_back(c.normal.to(torch::kFloat));
+    } else {
+      throw std::runtime_error("unknown feature '" + f + "' (xyz, rgb, normal)");
+    }
+  }
+  return torch::cat(parts, 1).contiguous();  // [N, 3 * features]
+}
+
+torch::Tensor shift_to_origin(const torch::Tensor& coord) {
+  if (coord.size(0) == 0) return coord;
+  return coord - std::get<0>(coord.min(0, /*keepdim=*/true));  // [N,3]
+}
+
+PointCloudData make_training_sample(PointCloudData c, const SegDataOptions& o, at::Generator& gen) {
+  const auto& t = o.transforms();
+  if (t.centre_shift()) datasets::centre_shift(c, true);
+  if (t.scale().size() == 2) datasets::random_scale(c, t.scale()[0], t.scale()[1], t.anisotropic_scale(), gen);
+  if (t.flip_p() > 0) datasets::random_flip(c, t.flip_p(), gen);
+  if (t.rotate_z_deg() > 0) datasets::random_rotate_z(c, t.rotate_z_deg() * M_PI / 180.0, gen);
+  if (t.jitter_sigma() > 0) datasets::random_jitter(c, t.jitter_sigma(), t.jitter_clip(), gen);
+  if (c.has_color()) {
+    if (t.auto_contrast_p() > 0) datasets::chromatic_auto_contrast(c, t.auto_contrast_p(), -1.0, gen);
+    if (t.color_translation_p() > 0) {
+      datasets::chromatic_translation(c, t.color_translation_p(), t.color_translation_ratio(), gen);
+    }
+    if (t.color_jitter_p() > 0) datasets::chromatic_jitter(c, t.color_jitter_p(), t.color_jitter_std(), gen);
+  }
+  if (t.dropout_ratio() > 0) datasets::random_dropout(c, t.dropout_ratio(), t.dropout_p(), gen);
+  if (o.grid_size() > 0) {
+    auto offset = torch::full({1}, c.size(), torch::kLong);
+    auto g = ops::grid_sample(c.coord, offset, o.grid_size(), ops::GridSampleMode::kTrain, gen);
+    c = datasets::select_points(c, g.fragments.at(0));
+  }
+  if (o.max_points() > 0 && c.size() > o.max_points()) {
+    const int64_t pick = torch::randint(c.size(), {1}, gen, torch::kLong).item<int64_t>();
+    auto centre = c.coord[pick].clone();  // [3]
+    auto idx = ops::sphere_crop(c.coord, centre, o.max_points());
+    c = datasets::select_points(c, idx);
+  }
+  c.coord = shift_to_origin(c.coord);
+  return c;
+}
+
+}  // namespace ewa::pointcloud
