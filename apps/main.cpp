@@ -13,7 +13,10 @@ int main(int argc, char** argv) {
   CLI::App app{"ewa: train and deploy vision transformers with Experts Weights Averaging (EWA)\n"
                "for image classification and point-cloud segmentation/classification.",
                "ewa"};
-  app.set_version_flag("--version", [] { return ewa::version_string(); });
+  app.set_version_flag("--version", [] {
+    ewa::set_num_threads(0);  // report the default the commands use (all cores)
+    return ewa::version_string();
+  });
   app.require_subcommand(1);
   app.fallthrough();
   ewa::app::GlobalOptions global;
