@@ -11,6 +11,8 @@
 #include <random>
 #include <sstream>
 
+#include "ewa/datasets/natural_sort.h"
+
 namespace ewa::datasets::detail {
 
 std::string read_whole_file(const fs::path& path) {
@@ -134,6 +136,12 @@ std::string to_lower(std::string s) {
   return s;
 }
 
+bool natural_less(const std::string& a, const std::string& b) { return ewa::datasets::natural_less(a, b); }
+
+}  // namespace ewa::datasets::detail
+
+namespace ewa::datasets {
+
 bool natural_less(const std::string& a, const std::string& b) {
   size_t i = 0, j = 0;
   while (i < a.size() && j < b.size()) {
@@ -156,6 +164,10 @@ bool natural_less(const std::string& a, const std::string& b) {
   }
   return a.size() - i < b.size() - j;
 }
+
+}  // namespace ewa::datasets
+
+namespace ewa::datasets::detail {
 
 namespace {
 constexpr double kPow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,

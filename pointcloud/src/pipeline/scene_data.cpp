@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "ewa/datasets/natural_sort.h"
 #include "ewa/datasets/points/npy.h"
 #include "ewa/datasets/points/pcd_ply.h"
 #include "ewa/datasets/points/room_cache.h"
@@ -48,29 +49,7 @@ std::vector<std::string> split_list(const std::string& s) {
 
 namespace {
 
-/// "wall_2" < "wall_10".
-bool natural_less(const std::string& a, const std::string& b) {
-  size_t i = 0, j = 0;
-  while (i < a.size() && j < b.size()) {
-    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-      size_t i2 = i, j2 = j;
-      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
-      while (j2 < b.size() && std::isdigit(static_cast<unsigned char>(b[j2]))) ++j2;
-      const std::string na = a.substr(i, i2 - i), nb = b.substr(j, j2 - j);
-      const std::string ta = na.substr(std::min(na.find_first_not_of('0'), na.size()));
-      const std::string tb = nb.substr(std::min(nb.find_first_not_of('0'), nb.size()));
-      if (ta.size() != tb.size()) return ta.size() < tb.size();
-      if (ta != tb) return ta < tb;
-      i = i2;
-      j = j2;
-    } else {
-      if (a[i] != b[j]) return a[i] < b[j];
-      ++i;
-      ++j;
-    }
-  }
-  return a.size() - i < b.size() - j;
-}
+using datasets::natural_less;
 
 /// `*` (any run of characters, '/' included) and `?` (one character).
 bool glob_match(const std::string& pat, const std::string& text) {
