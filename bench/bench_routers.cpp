@@ -13,40 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "ewa/core/moe.h"
 #include "ewa/core/router.h"
 #include "ewa/core/vit.h"
 
-namespace {
-
-double now_ms() {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
-/// Runs each function `iters` times, alternating between them, after `warmup` rounds.
-std::vector<double> interleaved(const std::vector<std::function<void()>>& fns, int warmup, int iters) {
-  for (int i = 0; i < warmup; ++i) {
-    for (const auto& f : fns) f();
-  }
-  std::vector<std::vector<double>> times(fns.size());
-  for (int i = 0; i < iters; ++i) {
-    for (size_t k = 0; k < fns.size(); ++k) {
-      const double t0 = now_ms();
-      fns[k]();
-      times[k].push_back(now_ms() - t0);
-    }
-  }
-  std::vector<double> out;
-  for (auto& t : times) out.push_back(median(t));
-  return out;
-}
-
-}  // namespace
+using ewa::bench::interleaved;
+using ewa::bench::median;
+using ewa::bench::now_ms;
 
 int main(int argc, char** argv) {
   int threads = 0, iters = 10, images = 64;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -46,6 +47,24 @@ TrainerConfig trainer_config(const RunOptions& run, const TrainOptions& train, c
   if (!req.resume.empty()) tc.train.checkpoint().resume(req.resume);
   if (req.quiet) tc.train.progress(false);
   return tc;
+}
+
+/// Runs trainer.fit() and sets result.run_dir. Returns the fit when this process should go on
+/// to collapse, export and evaluate (finished, not interrupted, rank 0), else nullopt; a
+/// divergence sets result.exit_code = 1 (message logged).
+template <class Result>
+std::optional<FitResult> fit_for_export(Trainer& trainer, Result& result) {
+  FitResult fit;
+  try {
+    fit = trainer.fit();
+  } catch (const DivergenceError& e) {
+    spdlog::error("{}", e.what());
+    result.exit_code = 1;
+    return std::nullopt;
+  }
+  result.run_dir = trainer.run_dir();
+  if (fit.interrupted || !trainer.is_main()) return std::nullopt;
+  return fit;
 }
 
 void write_json(const std::string& path, const nlohmann::json& j) {
@@ -98,16 +117,8 @@ SegRunOutcome train_seg_once(const SemSegConfig& cfg, const TrainRequest& req, c
                }(),
                dense_parameter_count(cfg.model().pt()), task.net()->num_moe_layers());
   Trainer trainer(trainer_config(cfg.run(), cfg.train(), cfg.model().ewa(), req, run_dir), task);
-  FitResult fit;
-  try {
-    fit = trainer.fit();
-  } catch (const DivergenceError& e) {
-    spdlog::error("{}", e.what());
-    out.exit_code = 1;
-    return out;
-  }
-  out.run_dir = trainer.run_dir();
-  if (fit.interrupted || !trainer.is_main()) return out;
+  const auto fit = fit_for_export(trainer, out);
+  if (!fit) return out;
 
   auto& net = task.net();
   const int64_t collapsed = net->collapse_to_dense();
@@ -129,7 +140,7 @@ SegRunOutcome train_seg_once(const SemSegConfig& cfg, const TrainRequest& req, c
   j["collapsed_moe_layers"] = collapsed;
   j["scenes"] = ev.scenes;
   j["seconds"] = ev.seconds;
-  j["steps"] = fit.steps;
+  j["steps"] = fit->steps;
   j["metrics"] = metrics_json(ev.metrics, d.class_names());
   write_json((fs::path(out.run_dir) / "eval_val.json").string(), j);
   std::cout << "\n" << metrics_table(ev.metrics, d.class_names());
@@ -308,16 +319,8 @@ PipelineResult train_point_classification(const PointClsConfig& cfg, const Train
                train.class_names.size());
   ClsTask task(cfg, std::move(train), std::move(val));
   Trainer trainer(trainer_config(cfg.run(), cfg.train(), cfg.model().ewa(), req, req.run_dir), task);
-  FitResult fit;
-  try {
-    fit = trainer.fit();
-  } catch (const DivergenceError& e) {
-    spdlog::error("{}", e.what());
-    r.exit_code = 1;
-    return r;
-  }
-  r.run_dir = trainer.run_dir();
-  if (fit.interrupted || !trainer.is_main()) return r;
+  const auto fit = fit_for_export(trainer, r);
+  if (!fit) return r;
   auto& net = task.net();
   const int64_t collapsed = net->collapse_to_dense();
   const std::string model_path = (fs::path(r.run_dir) / "model.safetensors").string();
