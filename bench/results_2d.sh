@@ -68,7 +68,7 @@ if [ "$quick" = 1 ]; then
   fm_train=512; fm_eval=1000; fm_epochs=1
   c10_train=512; c10_eval=500; c10_epochs=1
 fi
-[ -n "$out" ] || out=$here/runs/results_2d$([ "$quick" = 1 ] && echo _quick)
+[ -n "$out" ] || out=$here/runs/results_2d$([ "$quick" = 1 ] && echo _quick || true)
 mkdir -p "$out"
 
 fm_cfg() { echo "$here/configs/fashion_mnist/cls-vit-$1.yaml"; }

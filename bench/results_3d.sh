@@ -49,7 +49,7 @@ if [ ! -f "$mosd/learn0.pcd" ]; then
   echo "results_3d.sh: mOSD scenes not found in $mosd (pass --shared DIR holding mosd/learn/learn*.pcd)" >&2
   exit 2
 fi
-[ -n "$out" ] || out=$here/runs/results_3d$([ $quick = 1 ] && echo _quick)
+[ -n "$out" ] || out=$here/runs/results_3d$([ $quick = 1 ] && echo _quick || true)
 mkdir -p "$out"
 
 sets=(--set "data.root=$mosd" --set "run.seed=$seed" --set "run.threads=$threads")
