@@ -17,6 +17,7 @@
 #include <omp.h>
 #endif
 
+#include "ewa/core/runtime.h"
 #include "ewa/pointcloud/ops.h"
 
 #ifdef EWA_BENCH_HAVE_PCL
@@ -200,7 +201,7 @@ int main(int argc, char** argv) {
   std::vector<int64_t> sizes;
   for (int i = 2; i < argc; ++i) sizes.push_back(std::atoll(argv[i]));
   if (sizes.empty()) sizes = {100000, 1000000};
-  at::set_num_threads(threads);
+  ewa::set_num_threads(threads);  // also pins the malloc thresholds, as every ewa entry point
 #ifdef _OPENMP
   omp_set_num_threads(threads);
 #endif

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "ewa/core/ewa.h"
+#include "ewa/core/runtime.h"
 #include "ewa/pointcloud/point_transformer.h"
 
 namespace pc = ewa::pointcloud;
@@ -92,7 +93,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bench_point_transformer [threads>=1] [points>=1024] [runs>=1]\n");
     return 2;
   }
-  at::set_num_threads(threads);
+  ewa::set_num_threads(threads);  // also pins the malloc thresholds, as every ewa entry point
   at::set_num_interop_threads(1);
   std::printf("bench_point_transformer: Seg50 (in 6, 13 classes), %lld points, %d threads, median of %d runs\n",
               static_cast<long long>(points), threads, runs);

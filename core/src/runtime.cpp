@@ -6,8 +6,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "ewa/core/compat.h"
 
@@ -19,7 +25,24 @@ namespace ewa {
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+bool configure_allocator() {
+#ifdef __GLIBC__
+  static const bool changed = [] {
+    const char* opt_out = std::getenv("EWA_MALLOC_TUNING");
+    if (opt_out && std::strcmp(opt_out, "0") == 0) return false;
+    bool any = false;
+    if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) any |= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
+    if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) any |= mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1;
+    return any;
+  }();
+  return changed;
+#else
+  return false;
+#endif
+}
+
 int set_num_threads(int n) {
+  configure_allocator();
   if (n <= 0) n = hardware_threads();
   torch::set_num_threads(n);
 #ifdef _OPENMP

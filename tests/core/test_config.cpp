@@ -1,8 +1,12 @@
 // Config system: typed decoding, unknown keys, type errors, overrides, round trip.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "ewa/core/config.h"
 #include "ewa/core/options.h"
+#include "ewa/core/runtime.h"
 #include "ewa/core/train_options.h"
 #include "test_util.h"
 
@@ -151,4 +155,21 @@ TEST(Config, RealConfigsInRepositoryDecode) {
   EXPECT_GT(n, 0);
 }
 
+}  // namespace
+
+namespace {
+TEST(Runtime, ThreadsAndAllocatorTuning) {
+  EXPECT_EQ(ewa::set_num_threads(1), 1);
+  // Idempotent, process-wide: the second call reports the first call's result.
+  const bool first = ewa::configure_allocator();
+  EXPECT_EQ(ewa::configure_allocator(), first);
+#ifdef __GLIBC__
+  const char* opt_out = std::getenv("EWA_MALLOC_TUNING");
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_") && !std::getenv("MALLOC_TRIM_THRESHOLD_") &&
+      !(opt_out && std::string(opt_out) == "0")) {
+    EXPECT_TRUE(first);  // glibc accepts both thresholds
+  }
+#endif
+  EXPECT_EQ(ewa::set_num_threads(0), ewa::hardware_threads());
+}
 }  // namespace
