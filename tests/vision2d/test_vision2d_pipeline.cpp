@@ -94,6 +94,36 @@ TEST(Vision2dPipeline, TrainEvalClassifyOnStripes) {
   auto t = run_ewa("classify " + (run / "model.safetensors").string() + " " + dir.str("h.png"));
   ASSERT_EQ(t.status, 0) << t.err;
   EXPECT_NE(t.out.find("horizontal"), std::string::npos) << t.out;
+
+  // `ewa convert` of the trainer checkpoint (MoE weights + optimizer state) gives exactly the
+  // model.safetensors the training exported (same final weights, same collapse, same metadata).
+  const auto exported = safetensors::load_file((run / "model.safetensors").string());
+  for (const std::string& src : {run.string(), (run / "checkpoints" / "last.ckpt").string()}) {
+    const std::string out = dir.str("conv.safetensors");
+    auto cv = run_ewa("--threads 2 convert " + src + " --out " + out);
+    ASSERT_EQ(cv.status, 0) << src << "\n" << cv.out << cv.err;
+    EXPECT_NE(cv.out.find("collapsed 1 MoE layers (blocks 1, 2 experts each)"), std::string::npos) << cv.out;
+    EXPECT_NE(cv.out.find("class names"), std::string::npos) << cv.out;
+    const auto conv = safetensors::load_file(out);
+    ASSERT_EQ(conv.tensors.size(), exported.tensors.size());
+    for (const auto& [name, tensor] : exported.tensors) {
+      ASSERT_TRUE(conv.tensors.count(name)) << name;
+      EXPECT_TRUE(torch::equal(conv.tensors.at(name), tensor)) << name;
+    }
+    EXPECT_EQ(conv.metadata.at(v2::kMetaClassNames), exported.metadata.at(v2::kMetaClassNames));
+    auto cc = run_ewa("classify " + out + " " + dir.str("v.png"));
+    ASSERT_EQ(cc.status, 0) << cc.err;
+    EXPECT_NE(cc.out.find("vertical"), std::string::npos) << cc.out;
+    fs::remove(out);
+  }
+  // A checkpoint without its run's config: a usage error that names the way out.
+  fs::copy_file(run / "checkpoints" / "last.ckpt", dir.path() / "lonely.ckpt");
+  auto lonely = run_ewa("convert " + dir.str("lonely.ckpt") + " --out " + dir.str("x.safetensors"));
+  EXPECT_EQ(lonely.status, 2) << lonely.out << lonely.err;
+  EXPECT_NE(lonely.err.find("--config"), std::string::npos) << lonely.err;
+  auto with_cfg = run_ewa("convert " + dir.str("lonely.ckpt") + " --config " + (run / "config.yaml").string() +
+                          " --out " + dir.str("x.safetensors"));
+  EXPECT_EQ(with_cfg.status, 0) << with_cfg.err;
 }
 
 // The same flow through the library entry points (no CLI): train, evaluate a checkpoint,

@@ -240,16 +240,8 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   }
   model->eval();
   const auto& names = task.splits().train->class_names();
-  const img::NormStats ns = norm_stats(cfg);
-  safetensors::Metadata meta;
-  meta[kMetaTask] = "image_classification";
-  meta[kMetaClassNames] = nlohmann::json(names).dump();
-  meta[kMetaMean] = json_array(ns.mean);
-  meta[kMetaStd] = json_array(ns.std);
-  meta[kMetaImageSize] = std::to_string(cfg.model().vit().img_size());
-  meta[kMetaDataset] = cfg.data().dataset();
   const std::string model_path = (fs::path(run_dir) / "model.safetensors").string();
-  save_model(model, model_path, meta);
+  save_model(model, model_path, export_metadata(cfg, names));
 
   EvalMetrics m = evaluate_model(model, loader, device);
   const int64_t params = count_parameters(*model);
@@ -291,6 +283,55 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   if (!report_path.empty()) std::cout << "  report: " << report_path << "\n";
   std::cout << "  classify an image: ewa classify " << model_path << " IMAGE\n";
   return result;
+}
+
+safetensors::Metadata export_metadata(const ImageClassificationConfig& cfg,
+                                      const std::vector<std::string>& class_names) {
+  const img::NormStats ns = norm_stats(cfg);
+  safetensors::Metadata meta;
+  meta[kMetaTask] = "image_classification";
+  if (!class_names.empty()) meta[kMetaClassNames] = nlohmann::json(class_names).dump();
+  meta[kMetaMean] = json_array(ns.mean);
+  meta[kMetaStd] = json_array(ns.std);
+  meta[kMetaImageSize] = std::to_string(cfg.model().vit().img_size());
+  meta[kMetaDataset] = cfg.data().dataset();
+  return meta;
+}
+
+CheckpointExport export_checkpoint(const ImageClassificationConfig& cfg, const std::string& checkpoint,
+                                   const std::string& out, int64_t probe_batch, uint64_t seed, double tolerance) {
+  CheckpointExport ex;
+  VisionTransformer model = build_model(cfg);
+  ex.step = load_checkpoint(checkpoint, *model, nullptr).step;  // verifies the file first
+  model->eval();
+  ex.params_train = count_parameters(*model);
+  const auto& v = cfg.model().vit();
+  torch::manual_seed(seed);
+  auto probe = torch::randn({probe_batch, v.in_chans(), v.img_size(), v.img_size()},
+                            model->pos_embed.options().requires_grad(false));
+  const CollapseReport cr = collapse_to_dense(model, probe);
+  ex.moe_blocks = cr.blocks;
+  ex.num_experts = cr.num_experts;
+  ex.max_abs_diff = cr.max_abs_diff;
+  if (!(cr.max_abs_diff <= tolerance)) {
+    throw std::runtime_error("convert: collapse verification failed for " + checkpoint + ": max |diff| " +
+                             std::to_string(cr.max_abs_diff) + " > tolerance " + std::to_string(tolerance) +
+                             " (router '" + cfg.model().moe().router().name() +
+                             "': only RUP/EWA layers evaluate as the expert mean)");
+  }
+  ex.params = count_parameters(*model);
+  std::vector<std::string> names;
+  try {
+    names = img::load_image_splits(data_spec(cfg)).train->class_names();
+  } catch (const std::exception& e) {
+    spdlog::warn("class names not stored in {} (the run's dataset is not readable here: {}); ewa classify will "
+                 "print class indices",
+                 out, e.what());
+  }
+  ex.has_class_names = !names.empty();
+  if (!out.empty() && fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  save_model(model, out, export_metadata(cfg, names));
+  return ex;
 }
 
 PipelineResult evaluate(const ImageClassificationConfig& cfg, const EvalRequest& req) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ewa/core/pipeline.h"
+#include "ewa/core/safetensors.h"
 #include "ewa/core/vit.h"
 #include "ewa/vision2d/config.h"
 #include "ewa/vision2d/task.h"
@@ -51,6 +52,31 @@ std::string format_eval_table(const nlohmann::json& report);
 /// Writes `confusion` int64 [K, K] as RUN_DIR/confusion.csv (first row: class names).
 void write_confusion_csv(const std::string& path, const torch::Tensor& confusion,
                          const std::vector<std::string>& class_names);
+
+/// The metadata model.safetensors carries besides the core's ewa.vit: task, class names
+/// (omitted when `class_names` is empty), normalisation, image size, dataset.
+safetensors::Metadata export_metadata(const ImageClassificationConfig& cfg,
+                                      const std::vector<std::string>& class_names);
+
+/// What export_checkpoint() did.
+struct CheckpointExport {
+  std::vector<int64_t> moe_blocks;  ///< blocks that were MoE layers (empty: dense run)
+  int64_t num_experts = 0;
+  double max_abs_diff = 0.0;        ///< max |MoE eval logits - dense logits| on the probe
+  int64_t params_train = 0;         ///< parameters of the checkpoint's (MoE) model
+  int64_t params = 0;               ///< parameters of the exported dense ViT
+  int64_t step = 0;                 ///< optimizer steps of the checkpoint
+  bool has_class_names = false;     ///< the dataset was readable: class names in the metadata
+};
+
+/// `ewa convert CHECKPOINT`: builds the model of the run's config `cfg`, loads the trainer
+/// checkpoint's weights (optimizer state ignored), collapses every MoE layer into the dense
+/// FFN, verifies the collapse on `probe_batch` seeded random images (throws when max |diff|
+/// exceeds `tolerance`, e.g. for a learned router whose routed output is not the expert mean),
+/// and writes `out` with the same metadata as the training's model.safetensors (so `ewa
+/// classify` takes it). Class names come from the config's dataset when it is readable here.
+CheckpointExport export_checkpoint(const ImageClassificationConfig& cfg, const std::string& checkpoint,
+                                   const std::string& out, int64_t probe_batch, uint64_t seed, double tolerance);
 
 /// Number of parameters of a module.
 int64_t count_parameters(const torch::nn::Module& module);
