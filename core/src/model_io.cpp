@@ -34,12 +34,49 @@ std::string shape_str(torch::IntArrayRef s) {
 
 }  // namespace
 
-safetensors::TensorMap model_tensors(const VisionTransformer& model) {
+safetensors::TensorMap module_tensors(const torch::nn::Module& module) {
   safetensors::TensorMap out;
-  for (const auto& item : model->named_parameters(/*recurse=*/true)) out[item.key()] = item.value().detach();
-  for (const auto& item : model->named_buffers(/*recurse=*/true)) out[item.key()] = item.value().detach();
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) out[item.key()] = item.value().detach();
+  for (const auto& item : module.named_buffers(/*recurse=*/true)) out[item.key()] = item.value().detach();
   return out;
 }
+
+void load_module_tensors(torch::nn::Module& module, const safetensors::TensorMap& tensors, const std::string& source,
+                         const std::string& what, const std::vector<std::string>& skip_prefixes,
+                         const LoadHint& hint) {
+  auto expected = module_tensors(module);
+  std::vector<std::string> missing, unexpected, mismatched;
+  for (const auto& [name, t] : expected) {
+    if (skipped(name, skip_prefixes)) continue;
+    auto it = tensors.find(name);
+    if (it == tensors.end()) {
+      missing.push_back(name);
+    } else if (it->second.sizes() != t.sizes()) {
+      mismatched.push_back(name + " (file " + shape_str(it->second.sizes()) + ", model " + shape_str(t.sizes()) + ")");
+    } else if (it->second.is_floating_point() != t.is_floating_point()) {
+      mismatched.push_back(name + " (file dtype " + std::string(c10::toString(it->second.scalar_type())) +
+                           ", model " + std::string(c10::toString(t.scalar_type())) + ")");
+    }
+  }
+  for (const auto& [name, t] : tensors) {
+    if (!expected.count(name) && !skipped(name, skip_prefixes)) unexpected.push_back(name);
+  }
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
+    std::string msg = "cannot load weights from '" + source + "' into the " + what + ":";
+    if (!missing.empty()) msg += " missing " + join_limited(missing) + ";";
+    if (!unexpected.empty()) msg += " unexpected " + join_limited(unexpected) + ";";
+    if (!mismatched.empty()) msg += " mis-shaped " + join_limited(mismatched) + ";";
+    if (hint) msg += hint(missing, unexpected);
+    throw std::runtime_error(msg);
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : expected) {
+    if (skipped(name, skip_prefixes)) continue;
+    t.copy_(tensors.at(name));  // shares storage with the module's parameter/buffer
+  }
+}
+
+safetensors::TensorMap model_tensors(const VisionTransformer& model) { return module_tensors(*model); }
 
 safetensors::Metadata model_metadata(const VisionTransformer& model) {
   safetensors::Metadata meta;
@@ -79,42 +116,17 @@ VisionTransformer load_model(const std::string& path) {
 
 void load_weights(VisionTransformer& model, const safetensors::TensorMap& tensors, const std::string& source,
                   const std::vector<std::string>& skip_prefixes) {
-  auto expected = model_tensors(model);
-  std::vector<std::string> missing, unexpected, mismatched;
-  for (const auto& [name, param] : expected) {
-    if (skipped(name, skip_prefixes)) continue;
-    auto it = tensors.find(name);
-    if (it == tensors.end()) {
-      missing.push_back(name);
-    } else if (it->second.sizes() != param.sizes()) {
-      mismatched.push_back(name + " (file " + shape_str(it->second.sizes()) + ", model " + shape_str(param.sizes()) +
-                           ")");
-    } else if (!it->second.is_floating_point() && param.is_floating_point()) {
-      mismatched.push_back(name + " (file dtype " + std::string(c10::toString(it->second.scalar_type())) +
-                           " is not floating point)");
-    }
-  }
-  for (const auto& [name, t] : tensors) {
-    if (!expected.count(name) && !skipped(name, skip_prefixes)) unexpected.push_back(name);
-  }
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::string msg = "cannot load weights from '" + source + "' into the ViT:";
-    if (!missing.empty()) msg += " missing " + join_limited(missing) + ";";
-    if (!unexpected.empty()) msg += " unexpected " + join_limited(unexpected) + ";";
-    if (!mismatched.empty()) msg += " mis-shaped " + join_limited(mismatched) + ";";
-    static const std::regex experts(R"(^blocks\.(\d+)\.mlp\.experts\.)");
-    bool file_moe = false, model_moe = false;
-    for (const auto& n : unexpected) file_moe |= std::regex_search(n, experts);
-    for (const auto& n : missing) model_moe |= std::regex_search(n, experts);
-    if (file_moe) msg += " (the file holds MoE layers the model does not have: collapse it with `ewa convert`)";
-    if (model_moe) msg += " (the model has MoE layers the file does not: load the dense model, then upcycle)";
-    throw std::runtime_error(msg);
-  }
-  torch::NoGradGuard no_grad;
-  for (auto& [name, param] : expected) {
-    if (skipped(name, skip_prefixes)) continue;
-    param.copy_(tensors.at(name));  // shares storage with the model's parameter
-  }
+  load_module_tensors(*model, tensors, source, "ViT", skip_prefixes,
+                      [](const std::vector<std::string>& missing, const std::vector<std::string>& unexpected) {
+                        static const std::regex experts(R"(^blocks\.(\d+)\.mlp\.experts\.)");
+                        bool file_moe = false, model_moe = false;
+                        for (const auto& n : unexpected) file_moe |= std::regex_search(n, experts);
+                        for (const auto& n : missing) model_moe |= std::regex_search(n, experts);
+                        std::string h;
+                        if (file_moe) h += " (the file holds MoE layers the model does not have: collapse it with `ewa convert`)";
+                        if (model_moe) h += " (the model has MoE layers the file does not: load the dense model, then upcycle)";
+                        return h;
+                      });
 }
 
 void load_weights_file(VisionTransformer& model, const std::string& path,

@@ -110,21 +110,17 @@ torch::Tensor MoEMlpImpl::forward(const torch::Tensor& x) {
     return experts->forward_mean(x);
   }
   RoutingPlan plan = router->route(x);
-  last_aux_loss_ = torch::Tensor();
-  if (is_training()) {
-    for (const auto& [name, loss] : plan.aux_losses) {
-      last_aux_loss_ = last_aux_loss_.defined() ? last_aux_loss_ + loss : loss;
-    }
-  }
+  last_aux_loss_ = is_training() ? plan.total_aux_loss() : torch::Tensor();
   last_stats_ = std::move(plan.stats);
   return execute(x, plan);
 }
 
-torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
-  const int64_t e = experts->num_experts(), d = experts->in_features(), o = experts->out_features();
-  TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "MoEMlp: expected tokens [B, T, ", d, "], got ", x.sizes());
+torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
+                           const ExpertsFn& experts, const std::string& who) {
+  TORCH_CHECK(x.dim() == 3, who, ": expected tokens [B, T, D], got ", x.sizes());
+  const int64_t e = num_experts, d = x.size(2), o = out_features;
   const int64_t b = x.size(0), t = x.size(1), n = b * t;
-  validate_plan(plan, b, t, e, router ? router->name() : std::string("plan"));
+  validate_plan(plan, b, t, e, who);
 
   if (plan.is_soft()) {
     // Batched matmuls per image (einsum lowered these contractions far slower on CPU).
@@ -132,7 +128,7 @@ torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& pla
     auto disp = plan.soft_dispatch.to(x.scalar_type()).reshape({b, t, e * s});               // [B, T, E*S]
     auto xs = torch::bmm(disp.transpose(1, 2), x)                                           // [B, E*S, D]
                   .view({b, e, s, d}).permute({1, 0, 2, 3}).reshape({e, b * s, d});        // [E, B*S, D]
-    auto ys = experts->forward(xs)                                                          // [E, B*S, O]
+    auto ys = experts(xs)                                                                   // [E, B*S, O]
                   .view({e, b, s, o}).permute({1, 0, 2, 3}).reshape({b, e * s, o});        // [B, E*S, O]
     auto comb = plan.soft_combine.to(ys.scalar_type()).reshape({b, t, e * s});              // [B, T, E*S]
     return torch::bmm(comb, ys);                                                            // [B, T, O]
@@ -146,7 +142,7 @@ torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& pla
   // Advanced indexing (aten::index / index_put) rather than index_select / index_add: on
   // CPU their backward and accumulate paths are vectorised kernels, not per-row loops.
   auto xs = flat.index({flat_index}).view({e, c, d});    // [E, C, D]
-  auto ys = experts->forward(xs);                        // [E, C, O]
+  auto ys = experts(xs);                                 // [E, C, O]
   // ... and are zeroed by their weight before the combine.
   auto w = plan.combine_weight.to(ys.scalar_type()) * valid.to(ys.scalar_type());  // [E, C]
   ys = (ys * w.unsqueeze(-1)).reshape({e * c, o});       // [E*C, O]
@@ -160,6 +156,14 @@ torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& pla
     out = torch::zeros({n, o}, ys.options()).index_put(at_index, ys, /*accumulate=*/true);  // [N, O]
   }
   return out.view({b, t, o});                            // [B, T, O]
+}
+
+torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
+  const int64_t d = experts->in_features();
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "MoEMlp: expected tokens [B, T, ", d, "], got ", x.sizes());
+  return execute_plan(x, plan, experts->num_experts(), experts->out_features(),
+                      [this](const torch::Tensor& xs) { return experts->forward(xs); },
+                      router ? router->name() : std::string("plan"));
 }
 
 // --------------------------------------------------------------------------------------

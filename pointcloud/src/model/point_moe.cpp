@@ -89,45 +89,18 @@ torch::Tensor PointMoELinearImpl::forward(const torch::Tensor& x) {
     return experts->forward_mean(x);
   }
   RoutingPlan plan = router->route(x.unsqueeze(0));  // tokens [1, N, in]
-  last_aux_loss_ = torch::Tensor();
-  if (is_training()) {
-    for (const auto& [name, loss] : plan.aux_losses) {
-      last_aux_loss_ = last_aux_loss_.defined() ? last_aux_loss_ + loss : loss;
-    }
-  }
+  last_aux_loss_ = is_training() ? plan.total_aux_loss() : torch::Tensor();
   last_stats_ = std::move(plan.stats);
   return execute(x, plan);
 }
 
 torch::Tensor PointMoELinearImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
-  const int64_t e = experts->num_experts(), d = experts->in_features(), o = experts->out_features();
+  const int64_t d = experts->in_features();
   TORCH_CHECK(x.dim() == 2 && x.size(1) == d, "PointMoELinear: expected points [N, ", d, "], got ", x.sizes());
-  const int64_t n = x.size(0);
-  validate_plan(plan, 1, n, e, router ? router->name() : std::string("plan"));
-
-  if (plan.is_soft()) {  // Soft MoE: slots are convex mixtures of all points
-    auto disp = plan.soft_dispatch.to(x.scalar_type())[0];                        // [N, E, S]
-    auto xs = torch::einsum("nes,nd->esd", {disp, x});                            // [E, S, D]
-    auto ys = experts->forward(xs);                                               // [E, S, O]
-    return torch::einsum("nes,eso->no", {plan.soft_combine.to(ys.scalar_type())[0], ys}).view({n, o});  // [N, O]
-  }
-
-  const auto& index = plan.dispatch_index;              // [E, C]
-  const int64_t c = index.size(1);
-  auto valid = index >= 0;                              // [E, C]
-  auto flat_index = index.clamp_min(0).reshape({-1});   // [E*C]; empty slots read point 0 ...
-  auto xs = x.index({flat_index}).view({e, c, d});      // [E, C, D]
-  auto ys = experts->forward(xs);                       // [E, C, O]
-  // ... and are zeroed by their weight before the combine.
-  auto w = plan.combine_weight.to(ys.scalar_type()) * valid.to(ys.scalar_type());  // [E, C]
-  ys = (ys * w.unsqueeze(-1)).reshape({e * c, o});      // [E*C, O]
-  if (plan.token_slot.defined()) {  // at most one slot per point: gather by the inverse
-    const auto& slot = plan.token_slot;                 // [N]
-    return ys.index({slot.clamp_min(0)}) * (slot >= 0).to(ys.scalar_type()).unsqueeze(-1);  // [N, O]
-  }
-  c10::List<c10::optional<torch::Tensor>> at_index;
-  at_index.push_back(flat_index);
-  return torch::zeros({n, o}, ys.options()).index_put(at_index, ys, /*accumulate=*/true);  // [N, O]
+  // The points of the batch are the tokens of one sequence.
+  return execute_plan(x.unsqueeze(0), plan, experts->num_experts(), experts->out_features(),
+                      [this](const torch::Tensor& xs) { return experts->forward(xs); },
+                      router ? router->name() : std::string("plan"))[0];  // [N, O]
 }
 
 }  // namespace ewa::pointcloud

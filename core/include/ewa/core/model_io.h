@@ -2,6 +2,7 @@
 // options as metadata; load timm-named dense weights (e.g. pretrained) into our ViT.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,23 @@ namespace ewa {
 /// Metadata keys written by save_model().
 constexpr const char* kMetaVit = "ewa.vit";  ///< YAML of VisionTransformerOptions
 constexpr const char* kMetaMoe = "ewa.moe";  ///< YAML of MoEOptions; absent for a dense model
+
+/// Parameters and buffers of any module by their module path (detached, same device).
+safetensors::TensorMap module_tensors(const torch::nn::Module& module);
+
+/// Explains a failed strict load: gets the missing and the unexpected names, returns text
+/// appended to the error (e.g. a hint to collapse an MoE file first), or "".
+using LoadHint = std::function<std::string(const std::vector<std::string>& missing,
+                                           const std::vector<std::string>& unexpected)>;
+
+/// Strict copy of `tensors` into the parameters and buffers of `module` (dtype converted):
+/// every one must be present with the same shape and floating-point-ness and no tensor may be
+/// left over, except names starting with one of `skip_prefixes`. Nothing is copied unless all
+/// match; otherwise throws std::runtime_error "cannot load weights from 'SOURCE' into the
+/// WHAT: missing ...; unexpected ...; mis-shaped ...;" (+ `hint`).
+void load_module_tensors(torch::nn::Module& module, const safetensors::TensorMap& tensors, const std::string& source,
+                         const std::string& what, const std::vector<std::string>& skip_prefixes = {},
+                         const LoadHint& hint = {});
 
 /// Parameters and buffers by timm name (patch_embed.proj.weight, cls_token, pos_embed,
 /// blocks.N.attn.qkv.weight, blocks.N.mlp.fc1.weight, ... ; MoE layers as

@@ -7,6 +7,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -52,6 +53,17 @@ class StackedExpertsImpl : public torch::nn::Module {
   double drop_;
 };
 TORCH_MODULE(StackedExperts);
+
+/// Slot inputs [E, C, in] -> slot outputs [E, C, out] (the experts of a layer).
+using ExpertsFn = std::function<torch::Tensor(const torch::Tensor& slot_inputs)>;
+
+/// The one dispatch/combine path of every MoE layer (ViT FFN experts, Point Transformer
+/// linear experts): validates `plan` against tokens x [B, T, in], gathers the slot inputs
+/// (sparse plans: token indices per expert slot; Soft MoE: token mixtures per slot), runs
+/// `experts` once on [E, C, in] and scatters the weighted outputs back -> [B, T, out]. Tokens
+/// with no slot get 0 (the block's residual carries them). `who` names the layer in errors.
+torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
+                           const ExpertsFn& experts, const std::string& who);
 
 /// MoE FFN: a router (child "router") and stacked experts (child "experts"). Tokens with no
 /// slot get output 0 (the block's residual carries them). In eval mode with a router whose

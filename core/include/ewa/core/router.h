@@ -47,6 +47,12 @@ struct RoutingPlan {
   std::map<std::string, torch::Tensor> stats;
 
   bool is_soft() const { return soft_dispatch.defined(); }
+  /// Sum of aux_losses (undefined when there are none).
+  torch::Tensor total_aux_loss() const {
+    torch::Tensor total;
+    for (const auto& [name, loss] : aux_losses) total = total.defined() ? total + loss : loss;
+    return total;
+  }
 };
 
 /// Base class of every router. Subclasses implement route(); they read is_training() for
