@@ -95,6 +95,18 @@ TEST(PipelineData, LabelledFolderWithLabelMapAndOutOfRangeLabels) {
   }
   o.val_files({"nothing*.ply"});
   EXPECT_THROW(make_seg_splits(o, 5), std::runtime_error);
+
+  // A root spelt with ".." still keeps the validation scenes out of training, whether they are
+  // named explicitly or by a pattern.
+  fs::create_directories(tmp.path() / "other");
+  o.root((tmp.path() / "other" / ".." / "d").string()).class_names({"x", "y", "z"});
+  for (const std::vector<std::string>& val : {std::vector<std::string>{"c.ply"}, std::vector<std::string>{"c*"}}) {
+    o.val_files(val);
+    auto s3 = make_seg_splits(o, 5);
+    EXPECT_EQ(s3.train.size(), 2) << val[0];
+    ASSERT_EQ(s3.val.size(), 1) << val[0];
+    for (int64_t i = 0; i < s3.train.size(); ++i) EXPECT_NE(s3.train.entry(i).name, "c") << val[0];
+  }
 }
 
 TEST(PipelineData, ReadSceneFileBadInputsNamePath) {

@@ -119,7 +119,7 @@ std::vector<std::string> select_paths(const std::vector<std::string>& candidates
       continue;
     }
     for (const auto& c : candidates) {
-      const std::string rel = fs::path(c).lexically_relative(root).generic_string();
+      const std::string rel = fs::path(c).lexically_relative(fs::path(root).lexically_normal()).generic_string();
       if (glob_match(pat, rel)) {
         any = true;
         if (seen.insert(c).second) out.push_back(c);
@@ -131,7 +131,7 @@ std::vector<std::string> select_paths(const std::vector<std::string>& candidates
 }
 
 std::string scene_name(const std::string& path, const std::string& root) {
-  fs::path rel = fs::path(path).lexically_relative(root);
+  fs::path rel = fs::path(path).lexically_normal().lexically_relative(fs::path(root).lexically_normal());
   if (rel.empty() || rel.string().rfind("..", 0) == 0) rel = fs::path(path).filename();
   rel.replace_extension();
   return rel.generic_string();
@@ -338,6 +338,9 @@ SegSplits make_seg_splits(const SegDataOptions& o, int64_t test_area) {
       }
       std::sort(candidates.begin(), candidates.end(), natural_less);
     }
+    // One spelling per file: select_paths() normalises explicit names, so the candidates must
+    // be normalised too (a root like "x/../data" would otherwise put val scenes in train).
+    for (auto& c : candidates) c = fs::path(c).lexically_normal().string();
     const bool by_area = fmt == "pointcept" && o.val_files().empty();
     if (by_area) {
       std::vector<SceneSet::Entry> all;
