@@ -15,37 +15,23 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-out=""
+script=results_2d.sh
+# shellcheck source=bench/results_common.sh
+source "$here/bench/results_common.sh"
 seeds="0 1 2"
-quick=0
-ewa_bin=${EWA:-}
-shared=$here/../shared/data
-threads=0
 only=""
 while [ $# -gt 0 ]; do
-  case $1 in
-    --quick) quick=1 ;;
-    --out) out=$2; shift ;;
-    --seeds) seeds=$2; shift ;;
-    --ewa) ewa_bin=$2; shift ;;
-    --shared) shared=$2; shift ;;
-    --threads) threads=$2; shift ;;
-    --only) only=$2; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "results_2d.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-  shift
+  results_common_option "$@"
+  if [ "$consumed" = 0 ]; then
+    case $1 in
+      --seeds) [ $# -ge 2 ] || { echo "$script: --seeds needs a value" >&2; exit 2; }; seeds=$2; consumed=2 ;;
+      --only) [ $# -ge 2 ] || { echo "$script: --only needs a value" >&2; exit 2; }; only=$2; consumed=2 ;;
+      *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+  fi
+  shift "$consumed"
 done
-
-if [ -z "$ewa_bin" ]; then
-  for c in "$here/build/apps/ewa" "$here"/build-*/apps/ewa; do
-    if [ -x "$c" ]; then ewa_bin=$c; break; fi
-  done
-fi
-if [ -z "$ewa_bin" ] || [ ! -x "$ewa_bin" ]; then
-  echo "results_2d.sh: no ewa binary found; build first (./run.sh or cmake --build build) or pass --ewa PATH" >&2
-  exit 2
-fi
+results_find_ewa
 
 # ---------------------------------------------------------------- the recipe
 # Small-data, longer-schedule regime (where the EWA paper reports its largest gains): a few
@@ -68,8 +54,7 @@ if [ "$quick" = 1 ]; then
   fm_train=512; fm_eval=1000; fm_epochs=1
   c10_train=512; c10_eval=500; c10_epochs=1
 fi
-[ -n "$out" ] || out=$here/runs/results_2d$([ "$quick" = 1 ] && echo _quick || true)
-mkdir -p "$out"
+results_out_dir results_2d
 
 fm_cfg() { echo "$here/configs/fashion_mnist/cls-vit-$1.yaml"; }
 c10_cfg() { echo "$here/configs/cifar10/cls-vit-$1.yaml"; }

@@ -2,7 +2,7 @@
 # The README's 3D results: Point Transformer vanilla vs EWA (same recipe, same deployed dense
 # network) on the mOSD table-top scenes of ../shared/data (45 real Kinect scenes; classes table /
 # object, invalid points ignored; the train/val split is in configs/mosd/*.yaml): val mIoU /
-# mAcc / OA with whole-scene fragment voting, training time, time per epoch, parameters.
+# mAcc / OA over every point of the whole scenes, training time, time per epoch, parameters.
 #
 # Usage: bench/results_3d.sh [--quick] [--out DIR] [--ewa PATH] [--shared DIR] [--threads N]
 #                            [--seed S]
@@ -15,42 +15,27 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-out=""
-quick=0
-ewa_bin=${EWA:-}
-shared=$here/../shared/data
-threads=0
+script=results_3d.sh
+# shellcheck source=bench/results_common.sh
+source "$here/bench/results_common.sh"
 seed=0
 while [ $# -gt 0 ]; do
-  case $1 in
-    --quick) quick=1 ;;
-    --out) out=$2; shift ;;
-    --ewa) ewa_bin=$2; shift ;;
-    --shared) shared=$2; shift ;;
-    --threads) threads=$2; shift ;;
-    --seed) seed=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "results_3d.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
-  esac
-  shift
+  results_common_option "$@"
+  if [ "$consumed" = 0 ]; then
+    case $1 in
+      --seed) [ $# -ge 2 ] || { echo "$script: --seed needs a value" >&2; exit 2; }; seed=$2; consumed=2 ;;
+      *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+  fi
+  shift "$consumed"
 done
-
-if [ -z "$ewa_bin" ]; then
-  for c in "$here/build/apps/ewa" "$here"/build-*/apps/ewa; do
-    if [ -x "$c" ]; then ewa_bin=$c; break; fi
-  done
-fi
-if [ -z "$ewa_bin" ] || [ ! -x "$ewa_bin" ]; then
-  echo "results_3d.sh: no ewa binary found; build first (./run.sh or cmake --build build) or pass --ewa PATH" >&2
-  exit 2
-fi
+results_find_ewa
 mosd=$shared/mosd/learn
 if [ ! -f "$mosd/learn0.pcd" ]; then
   echo "results_3d.sh: mOSD scenes not found in $mosd (pass --shared DIR holding mosd/learn/learn*.pcd)" >&2
   exit 2
 fi
-[ -n "$out" ] || out=$here/runs/results_3d$([ $quick = 1 ] && echo _quick || true)
-mkdir -p "$out"
+results_out_dir results_3d
 
 sets=(--set "data.root=$mosd" --set "run.seed=$seed" --set "run.threads=$threads")
 if [ $quick = 1 ]; then
@@ -99,13 +84,14 @@ pct() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.2f", 100*v
     macc=$(num "$dir/eval_val.json" macc)
     oa=$(num "$dir/eval_val.json" oa)
     wall=$(awk '{printf "%.0f s", $2-$1}' "$dir/wall_seconds.txt" 2>/dev/null || echo "-")
-    params=$(grep -o '[0-9]* dense;' "$dir.log" 2>/dev/null | head -n 1 | cut -d' ' -f1)
+    params=$("$ewa_bin" inspect "$dir/model.safetensors" 2>/dev/null |
+             sed -n 's/^dense parameters: *\([0-9]*\).*/\1/p' | head -n 1 || true)
     echo "| $variant | $(pct "$miou") | $(pct "$macc") | $(pct "$oa") | $wall | $(epoch_time "$dir") | ${params:--} |"
   done
   echo
   echo "Recipe: configs/mosd/semseg-pt-{vanilla,ewa}.yaml (identical except model.pt.moe / model.ewa;"
   echo "after training the EWA model's MoE layers are collapsed, so both deploy the same dense network)."
-  echo "Evaluation: whole-scene fragment voting on the validation scenes (eval.mode: fragments)."
+  echo "Evaluation: every point of the 10 whole validation scenes, labelled by its 1 cm voxel's prediction (eval.mode: voxel)."
   echo "Machine: $(nproc) cores, ewa: $("$ewa_bin" --version 2>/dev/null | head -n 1)"
 } > "$out/results.md"
 cat "$out/results.md"
