@@ -33,6 +33,9 @@ bool configure_allocator() {
     bool any = false;
     if (!std::getenv("MALLOC_MMAP_THRESHOLD_")) any |= mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
     if (!std::getenv("MALLOC_TRIM_THRESHOLD_")) any |= mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1;
+    // Tensors above the mmap threshold (a Point Transformer layer on 40k points allocates
+    // 80-200 MB ones) would still be mapped and unmapped per step: serve them from the heap.
+    if (!std::getenv("MALLOC_MMAP_MAX_")) any |= mallopt(M_MMAP_MAX, 0) == 1;
     return any;
   }();
   return changed;

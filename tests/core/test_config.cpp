@@ -165,7 +165,7 @@ TEST(Runtime, ThreadsAndAllocatorTuning) {
   EXPECT_EQ(ewa::configure_allocator(), first);
 #ifdef __GLIBC__
   const char* opt_out = std::getenv("EWA_MALLOC_TUNING");
-  if (!std::getenv("MALLOC_MMAP_THRESHOLD_") && !std::getenv("MALLOC_TRIM_THRESHOLD_") &&
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_") && !std::getenv("MALLOC_TRIM_THRESHOLD_") && !std::getenv("MALLOC_MMAP_MAX_") &&
       !(opt_out && std::string(opt_out) == "0")) {
     EXPECT_TRUE(first);  // glibc accepts both thresholds
   }
