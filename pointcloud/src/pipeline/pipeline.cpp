@@ -268,22 +268,36 @@ PipelineResult train_semantic_segmentation(const SemSegConfig& cfg, const TrainR
   return r;
 }
 
+namespace {
+
+// The network `ewa eval` evaluates: req.model (a model file) or req.checkpoint (best | last | a
+// path; a model file is accepted too), MoE layers collapsed, on the run's device. `source`
+// names what was loaded, `collapsed` counts the MoE linears that were averaged.
+PointTransformer load_eval_model(const PointTransformerOptions& options, const std::string& device,
+                                 const EvalRequest& req, std::string* source, int64_t* collapsed) {
+  const std::string spec = req.model.empty() ? req.checkpoint : req.model;
+  PointTransformer net{nullptr};
+  if (is_model_file(spec) || !req.model.empty()) {
+    *source = spec;
+    net = load_point_model(spec);
+  } else {
+    *source = checkpoint_file(req.run_dir, spec);
+    net = PointTransformer(options);
+    load_checkpoint(*source, *net, nullptr);
+  }
+  *collapsed = net->collapse_to_dense();
+  net->to(resolve_device(device));
+  return net;
+}
+
+}  // namespace
+
 PipelineResult eval_semantic_segmentation(const SemSegConfig& cfg, const EvalRequest& req) {
   PipelineResult r;
   r.run_dir = req.run_dir;
-  const std::string spec = req.model.empty() ? req.checkpoint : req.model;
-  PointTransformer net{nullptr};
   std::string source;
-  if (is_model_file(spec) || (!req.model.empty())) {
-    source = spec;
-    net = load_point_model(spec);
-  } else {
-    source = checkpoint_file(req.run_dir, spec);
-    net = PointTransformer(cfg.model().pt());
-    load_checkpoint(source, *net, nullptr);
-  }
-  const int64_t collapsed = net->collapse_to_dense();
-  net->to(resolve_device(cfg.run().device()));
+  int64_t collapsed = 0;
+  PointTransformer net = load_eval_model(cfg.model().pt(), cfg.run().device(), req, &source, &collapsed);
   const auto& d = cfg.data();
   const std::string split = req.split.empty() ? "val" : req.split;
   if (split != "val" && split != "train") throw std::runtime_error("eval: --split must be val or train, got '" + split + "'");
@@ -350,19 +364,9 @@ PipelineResult eval_point_classification(const PointClsConfig& cfg, const EvalRe
   const std::string split = req.split.empty() ? cfg.data().val_split() : req.split;
   ShapeSet train = load_shapes(cfg.data(), cfg.data().train_split());
   ShapeSet val = load_shapes(cfg.data(), split);
-  const std::string spec = req.model.empty() ? req.checkpoint : req.model;
-  PointTransformer net{nullptr};
   std::string source;
-  if (is_model_file(spec) || !req.model.empty()) {
-    source = spec;
-    net = load_point_model(spec);
-  } else {
-    source = checkpoint_file(req.run_dir, spec);
-    net = PointTransformer(cfg.model().pt());
-    load_checkpoint(source, *net, nullptr);
-  }
-  const int64_t collapsed = net->collapse_to_dense();
-  net->to(resolve_device(cfg.run().device()));
+  int64_t collapsed = 0;
+  PointTransformer net = load_eval_model(cfg.model().pt(), cfg.run().device(), req, &source, &collapsed);
   ClsTask task(cfg, std::move(train), std::move(val), net);
   auto ev = task.evaluate_shapes(task.val(), cfg.eval().voting());
   nlohmann::json j;
