@@ -20,6 +20,15 @@ void require_coord(const PointCloudData& c, const char* who) {
 
 at::Generator make_point_generator(uint64_t seed) { return at::detail::createCPUGenerator(seed); }
 
+uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
+  uint64_t h = 1469598103934665603ULL;
+  for (uint64_t v : {a, b, c}) {
+    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 void centre_shift(PointCloudData& c, bool apply_z) {
   require_coord(c, "centre_shift");
   if (c.size() == 0) return;

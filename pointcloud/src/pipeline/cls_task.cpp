@@ -16,16 +16,9 @@ namespace fs = std::filesystem;
 
 namespace ewa::pointcloud {
 
-namespace {
+using datasets::mix_seed;
 
-uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t h = 1469598103934665603ULL;
-  for (uint64_t v : {a, b, c}) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
+namespace {
 
 /// Centres every shape on its centroid and scales it into the unit sphere. pts [n,P,3].
 torch::Tensor normalise_shapes(const torch::Tensor& pts) {

@@ -12,18 +12,7 @@ namespace ewa::pointcloud {
 
 using datasets::PointCloudData;
 
-namespace {
-
-uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t h = 1469598103934665603ULL;
-  for (uint64_t v : {a, b, c}) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-}  // namespace
+using datasets::mix_seed;
 
 torch::Tensor segmentation_loss(const torch::Tensor& logits, const torch::Tensor& labels,
                                 const torch::Tensor& class_weights) {

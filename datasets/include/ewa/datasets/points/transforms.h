@@ -13,6 +13,10 @@ namespace ewa::datasets {
 /// A CPU generator for the transforms below (same seed -> same augmentation).
 at::Generator make_point_generator(uint64_t seed);
 
+/// Hashes (a, b, c) into one generator seed (FNV-1a with a golden-ratio mix), e.g. (run seed,
+/// epoch, sample position): distinct triples give unrelated streams.
+uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c);
+
 /// Shifts coord so the bounding-box centre is at x=y=0 and (apply_z) the minimum z is 0.
 void centre_shift(PointCloudData& c, bool apply_z = true);
 /// Uniform scale in [lo,hi] (per axis when anisotropic).
