@@ -189,6 +189,21 @@ Timing run_open3d(const torch::Tensor& xyz, Neighbours& out) {
 }
 #endif
 
+/// Median build and query times of `reps` runs of `run` (warm caches and allocator for every
+/// method alike; the first run also pays first-touch page faults of its buffers).
+template <typename F>
+Timing median_of(int reps, F run) {
+  std::vector<double> b, q;
+  for (int r = 0; r < reps; ++r) {
+    const Timing t = run();
+    b.push_back(t.build);
+    q.push_back(t.query);
+  }
+  std::sort(b.begin(), b.end());
+  std::sort(q.begin(), q.end());
+  return Timing{b[b.size() / 2], q[q.size() / 2]};
+}
+
 void report(const char* name, const Timing& t) {
   std::printf("    %-22s build %8.3f s  query %8.3f s  total %8.3f s\n", name, t.build, t.query,
               t.total());
@@ -211,22 +226,24 @@ int main(int argc, char** argv) {
     auto wo = torch::tensor({int64_t(2000)});
     ops::knn(w, wo, w, wo, kK);
   }
-  std::printf("bench_point_ops: %d threads, kNN k=%d with every point as a query\n", threads, kK);
+  std::printf("bench_point_ops: %d threads, kNN k=%d with every point as a query (median of 7 runs at "
+              "<= 200k points, 3 at 1M)\n", threads, kK);
   bool all_ok = true;
   for (const char* dist : {"uniform room box", "scan-like surfaces"}) {
     for (int64_t n : sizes) {
       auto xyz = std::string(dist) == "uniform room box" ? uniform_room(n) : scan_room(n);
       xyz = xyz.contiguous();
       std::printf("kNN %s, %lld points\n", dist, static_cast<long long>(n));
+      const int reps = n <= 200000 ? 7 : 3;
       Neighbours ours;
-      const Timing to = run_ours(xyz, ours);
+      const Timing to = median_of(reps, [&] { return run_ours(xyz, ours); });
       report("ewa grid", to);
       double best = 0;
       const char* best_name = "none";
 #ifdef EWA_BENCH_HAVE_PCL
       {
         Neighbours nb;
-        const Timing t = run_pcl(xyz, nb);
+        const Timing t = median_of(reps, [&] { return run_pcl(xyz, nb); });
         report("PCL KdTreeFLANN", t);
         int64_t ties = 0;
         const int64_t bad = compare(ours, nb, n, &ties);
@@ -240,7 +257,7 @@ int main(int argc, char** argv) {
 #ifdef EWA_BENCH_HAVE_OPEN3D
       {
         Neighbours nb;
-        const Timing t = run_open3d(xyz, nb);
+        const Timing t = median_of(reps, [&] { return run_open3d(xyz, nb); });
         report("Open3D KDTreeFlann", t);
         int64_t ties = 0;
         const int64_t bad = compare(ours, nb, n, &ties);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <vector>
 
 #include "init_util.h"
 
@@ -33,6 +34,18 @@ torch::Tensor StackedExpertsImpl::forward(const torch::Tensor& xs) {
   h = torch::gelu(h);
   if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
   auto y = torch::baddbmm(b2.unsqueeze(1), h, w2);   // [E, C, out]
+  if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
+  return y;
+}
+
+torch::Tensor StackedExpertsImpl::forward_expert(int64_t e, const torch::Tensor& x) {
+  TORCH_CHECK(e >= 0 && e < num_experts() && x.dim() == 2 && x.size(1) == in_features(),
+              "StackedExperts: expected expert in [0, ", num_experts(), ") and tokens [n, in=", in_features(),
+              "], got expert ", e, " and ", x.sizes());
+  auto h = torch::addmm(b1[e], x, w1[e]);  // [n, hidden]
+  h = torch::gelu(h);
+  if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
+  auto y = torch::addmm(b2[e], h, w2[e]);  // [n, out]
   if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
   return y;
 }
@@ -116,7 +129,7 @@ torch::Tensor MoEMlpImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
-                           const ExpertsFn& experts, const std::string& who) {
+                           const ExpertsFn& experts, const std::string& who, const ExpertFn& expert) {
   TORCH_CHECK(x.dim() == 3, who, ": expected tokens [B, T, D], got ", x.sizes());
   const int64_t e = num_experts, d = x.size(2), o = out_features;
   const int64_t b = x.size(0), t = x.size(1), n = b * t;
@@ -137,6 +150,31 @@ torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int6
   const auto& index = plan.dispatch_index;  // [E, C]
   const int64_t c = index.size(1);
   auto valid = index >= 0;                               // [E, C]
+  if (expert && e * c > 0) {
+    auto counts = valid.sum(1).to(torch::kCPU);          // [E] (one host sync)
+    const auto* cnt = counts.data_ptr<int64_t>();
+    int64_t routed = 0;
+    for (int64_t i = 0; i < e; ++i) routed += cnt[i];
+    if (static_cast<double>(e * c - routed) > kRaggedPaddingFraction * static_cast<double>(e * c)) {
+      // Ragged: the routed tokens of all experts, expert-major, each expert on its own rows.
+      auto tokens = index.masked_select(valid);                            // [V]
+      auto xr = x.reshape({n, d}).index({tokens});                         // [V, D]
+      std::vector<torch::Tensor> ys;
+      ys.reserve(static_cast<size_t>(e));
+      int64_t start = 0;
+      for (int64_t i = 0; i < e; ++i) {
+        if (cnt[i] > 0) ys.push_back(expert(i, xr.narrow(0, start, cnt[i])));  // [n_i, O]
+        start += cnt[i];
+      }
+      auto w = plan.combine_weight.masked_select(valid);                   // [V]
+      if (ys.empty()) return torch::zeros({b, t, o}, x.options());
+      auto yr = torch::cat(ys, 0);                                         // [V, O]
+      yr = yr * w.to(yr.scalar_type()).unsqueeze(-1);
+      c10::List<c10::optional<torch::Tensor>> at_index;
+      at_index.push_back(tokens);
+      return torch::zeros({n, o}, yr.options()).index_put(at_index, yr, /*accumulate=*/true).view({b, t, o});
+    }
+  }
   auto flat_index = index.clamp_min(0).reshape({-1});    // [E*C]; empty slots read token 0 ...
   auto flat = x.reshape({n, d});                         // [N, D]
   // Advanced indexing (aten::index / index_put) rather than index_select / index_add: on
@@ -163,7 +201,8 @@ torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& pla
   TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "MoEMlp: expected tokens [B, T, ", d, "], got ", x.sizes());
   return execute_plan(x, plan, experts->num_experts(), experts->out_features(),
                       [this](const torch::Tensor& xs) { return experts->forward(xs); },
-                      router ? router->name() : std::string("plan"));
+                      router ? router->name() : std::string("plan"),
+                      [this](int64_t e, const torch::Tensor& xe) { return experts->forward_expert(e, xe); });
 }
 
 // --------------------------------------------------------------------------------------

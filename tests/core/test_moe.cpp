@@ -98,6 +98,46 @@ TEST(MoEMlp, ExecutesTopKPlanWithDroppedTokens) {
   EXPECT_EQ(got[1][0].abs().max().item<double>(), 0.0);  // token 4 (b 1, t 0) got no slot
 }
 
+TEST(MoEMlp, RaggedPathEqualsPaddedPathWithGradients) {
+  // A skewed top-2 plan: expert 0 holds 7 tokens, expert 1 two, expert 2 none, expert 3 one
+  // (30 of 40 slots empty), so execute() runs each expert on its own tokens; execute_plan
+  // without a per-expert function runs the padded batched path. Same outputs, same grads.
+  torch::manual_seed(14);
+  MoEMlp moe(6, 10, 6, 4, RouterOptions(), 0.0);
+  moe->to(torch::kDouble);
+  moe->experts->reset_parameters("xavier");
+  RoutingPlan plan;
+  plan.dispatch_index = torch::tensor({{0, 1, 2, 3, 4, 5, 7, -1, -1, -1},
+                                       {5, 2, -1, -1, -1, -1, -1, -1, -1, -1},
+                                       {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1},
+                                       {-1, -1, -1, 0, -1, -1, -1, -1, -1, -1}},
+                                      torch::kLong);  // token 6 dropped, tokens 0, 2, 5 twice
+  plan.combine_weight = torch::rand({4, 10}, torch::kDouble);
+  const auto x0 = torch::randn({2, 4, 6}, torch::kDouble);
+  auto run = [&](bool ragged) {
+    moe->zero_grad();
+    auto x = x0.clone().requires_grad_(true);
+    auto y = ragged ? moe->execute(x, plan)
+                    : execute_plan(x, plan, 4, 6, [&](const torch::Tensor& xs) { return moe->experts->forward(xs); },
+                                   "padded");
+    (y * torch::linspace(-1, 1, y.numel(), torch::kDouble).view_as(y)).sum().backward();
+    return std::vector<torch::Tensor>{y.detach(), x.grad().clone(), moe->experts->w1.grad().clone(),
+                                      moe->experts->b1.grad().clone(), moe->experts->w2.grad().clone(),
+                                      moe->experts->b2.grad().clone()};
+  };
+  auto padded = run(false), ragged = run(true);
+  const char* names[] = {"output", "dx", "dw1", "db1", "dw2", "db2"};
+  for (size_t i = 0; i < padded.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(ragged[i], padded[i], 1e-12, 1e-12)) << names[i];
+  }
+  {
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(ragged[0], reference_sparse(*moe->experts, x0, plan), 1e-12, 1e-12));
+  }
+  EXPECT_EQ(padded[2][2].abs().max().item<double>(), 0.0);  // expert 2 got no token
+  EXPECT_EQ(padded[0][1][2].abs().max().item<double>(), 0.0);  // token 6 (b 1, t 2) dropped
+}
+
 TEST(MoEMlp, ExecutesSoftPlan) {
   torch::manual_seed(5);
   MoEMlp moe(4, 8, 4, 2, RouterOptions(), 0.0);

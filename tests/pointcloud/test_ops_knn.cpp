@@ -8,17 +8,13 @@
 #include <vector>
 
 #include "ewa/pointcloud/ops.h"
+#include "point_test_util.h"
 
 namespace ops = ewa::pointcloud::ops;
 
 namespace {
 
-torch::Tensor offsets(const std::vector<int64_t>& sizes) {
-  std::vector<int64_t> o;
-  int64_t run = 0;
-  for (auto s : sizes) o.push_back(run += s);
-  return torch::tensor(o, torch::kLong);
-}
+using ewa::test::offsets;
 
 /// Brute-force kNN with the same (dist2, index) order; rows of a small cloud repeat the last.
 void brute_knn(const torch::Tensor& ref, const torch::Tensor& roff, const torch::Tensor& q,
@@ -68,6 +64,28 @@ TEST(PointOpsKnn, MatchesBruteForceOnUnevenBatches) {
     EXPECT_TRUE(torch::allclose(d2, bd2, 0, 1e-12)) << "k=" << k;
     // identical index sets up to exact distance ties (continuous random data: none expected)
     EXPECT_TRUE(torch::equal(idx, bidx)) << "k=" << k;
+  }
+}
+
+TEST(PointOpsKnn, ExactTiesAndDuplicatesMatchBruteForce) {
+  // A 20^3 integer lattice plus 1000 exact duplicates: every query sits on a lattice point, so
+  // its neighbour shells are full of exact distance ties (order by index, like brute force),
+  // and duplicated points have several neighbours at distance 0.
+  torch::manual_seed(21);
+  auto r = torch::arange(20, torch::kDouble);
+  auto lattice = torch::stack(torch::meshgrid({r, r, r}, "ij"), -1).reshape({-1, 3});  // [8000, 3]
+  auto dup = lattice.index({torch::randint(8000, {1000}, torch::kLong)});
+  auto ref = torch::cat({lattice, dup}).index({torch::randperm(9000, torch::kLong)}).contiguous();
+  auto q = ref.index({torch::randint(9000, {300}, torch::kLong)}).contiguous();
+  auto roff = offsets({9000}), qoff = offsets({300});
+  for (int64_t k : {8, 16, 33}) {
+    for (auto dtype : {torch::kDouble, torch::kFloat}) {
+      auto [idx, d2] = ops::knn(ref.to(dtype), roff, q.to(dtype), qoff, k);
+      torch::Tensor bidx, bd2;
+      brute_knn(ref, roff, q, qoff, k, bidx, bd2);
+      EXPECT_TRUE(torch::equal(idx, bidx)) << "k=" << k << " dtype " << dtype;  // integer data: exact in float
+      EXPECT_TRUE(torch::equal(d2.to(torch::kDouble), bd2)) << "k=" << k;
+    }
   }
 }
 

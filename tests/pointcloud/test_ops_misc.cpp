@@ -8,16 +8,12 @@
 #include <vector>
 
 #include "ewa/pointcloud/ops.h"
+#include "point_test_util.h"
 
 namespace ops = ewa::pointcloud::ops;
 
 namespace {
-torch::Tensor offsets(const std::vector<int64_t>& sizes) {
-  std::vector<int64_t> o;
-  int64_t run = 0;
-  for (auto s : sizes) o.push_back(run += s);
-  return torch::tensor(o, torch::kLong);
-}
+using ewa::test::offsets;
 
 /// Voxel id of each point computed independently: (cloud, floor((p - min)/size)).
 std::vector<std::array<int64_t, 4>> voxel_keys(const torch::Tensor& xyz,

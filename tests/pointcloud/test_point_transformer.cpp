@@ -16,17 +16,13 @@
 #include "ewa/core/ewa.h"
 #include "ewa/core/safetensors.h"
 #include "ewa/pointcloud/point_transformer.h"
+#include "point_test_util.h"
 
 namespace pc = ewa::pointcloud;
 
 namespace {
 
-torch::Tensor offsets(const std::vector<int64_t>& sizes) {
-  std::vector<int64_t> o;
-  int64_t run = 0;
-  for (auto s : sizes) o.push_back(run += s);
-  return torch::tensor(o, torch::kLong);
-}
+using ewa::test::offsets;
 
 /// Five stages like Seg26 but narrow, so every test runs in well under a second.
 pc::PointTransformerOptions tiny(const std::string& head = "seg", int64_t in = 6, int64_t classes = 5) {

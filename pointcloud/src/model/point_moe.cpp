@@ -32,6 +32,13 @@ torch::Tensor PointExpertsImpl::forward(const torch::Tensor& xs) {
   return torch::bmm(xs, w1);  // [E, C, out]
 }
 
+torch::Tensor PointExpertsImpl::forward_expert(int64_t e, const torch::Tensor& x) {
+  TORCH_CHECK(e >= 0 && e < num_experts() && x.dim() == 2 && x.size(1) == in_features(),
+              "PointExperts: expected expert in [0, ", num_experts(), ") and points [n, in=", in_features(),
+              "], got expert ", e, " and ", x.sizes());
+  return x.mm(w1[e]);  // [n, out]
+}
+
 torch::Tensor PointExpertsImpl::forward_mean(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features(), "PointExperts: expected [..., in=", in_features(),
               "], got ", x.sizes());
@@ -100,7 +107,8 @@ torch::Tensor PointMoELinearImpl::execute(const torch::Tensor& x, const RoutingP
   // The points of the batch are the tokens of one sequence.
   return execute_plan(x.unsqueeze(0), plan, experts->num_experts(), experts->out_features(),
                       [this](const torch::Tensor& xs) { return experts->forward(xs); },
-                      router ? router->name() : std::string("plan"))[0];  // [N, O]
+                      router ? router->name() : std::string("plan"),
+                      [this](int64_t e, const torch::Tensor& xe) { return experts->forward_expert(e, xe); })[0];  // [N, O]
 }
 
 }  // namespace ewa::pointcloud

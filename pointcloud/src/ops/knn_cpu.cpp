@@ -1,13 +1,15 @@
 // CPU reference kNN: per cloud, a dense uniform grid (counting sort of the points by cell into
 // SoA coordinate arrays, cell size adapted to volume or surface-like clouds). Queries run in cell
-// order in parallel: first the 3x3x3 cell block around the query (distances vectorised over
-// contiguous cell rows, a fixed-size sorted list with threshold rejection), then further rings
-// only when the exact termination bound requires them.
+// order in parallel. Fast path: one branch-free distance pass over the 3x3x3 cell block around the
+// query keeps the candidates within a guessed k-th distance (the previous query's, scaled), one
+// sort of those few, and the exact termination bound; when the bound or the guess fails, the ring
+// search (sorted list with threshold rejection, rings until the bound holds) answers the query.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -240,6 +242,122 @@ void query_knn(const CpuGrid<T>& grid, T qx, T qy, T qz, Best<T>& best) {
   }
 }
 
+/// A candidate of the fast path: squared distance and local index, ordered like Best (by
+/// distance, ties by index). For float both fit one 64-bit key whose integer order is that
+/// order (the bits of a non-negative float order like the float), so sorting is one compare.
+template <typename T>
+struct Cand {
+  T d;
+  int32_t i;
+  static Cand make(T dist, int32_t id) { return Cand{dist, id}; }
+  T dist() const { return d; }
+  int32_t index() const { return i; }
+  bool operator<(const Cand& o) const { return d < o.d || (d == o.d && i < o.i); }
+};
+template <>
+struct Cand<float> {
+  uint64_t key;
+  static Cand make(float dist, int32_t id) {
+    uint32_t bits;
+    std::memcpy(&bits, &dist, sizeof bits);
+    return Cand{(uint64_t(bits) << 32) | uint32_t(id)};
+  }
+  float dist() const {
+    const uint32_t bits = uint32_t(key >> 32);
+    float d;
+    std::memcpy(&d, &bits, sizeof d);
+    return d;
+  }
+  int32_t index() const { return int32_t(uint32_t(key)); }
+  bool operator<(const Cand& o) const { return key < o.key; }
+};
+
+/// Fast path for a query whose k nearest lie in the 3x3x3 cell block around its cell (the
+/// common case, by the choice of cell size): one vectorisable distance pass over the block's
+/// nine contiguous rows keeping, branch-free, only candidates within `tau` (a guess of the
+/// k-th distance from the previous query), then one sort of those few. Exact: if at least k
+/// candidates lie within tau, the k smallest are among them. Returns false (caller runs
+/// query_knn) when fewer than k candidates pass even without a threshold or when the
+/// termination bound says a farther ring could hold a nearer point. `tau` is updated to the
+/// k-th distance found.
+template <typename T>
+bool query_knn_block(const CpuGrid<T>& grid, T qx, T qy, T qz, int k, T& tau, std::vector<Cand<T>>& buf,
+                     std::vector<T>& dist, Best<T>& best) {
+  const GridParams<T>& g = grid.g;
+  const int32_t* start = grid.start.data();
+  const int64_t X = g.dims[0], Y = g.dims[1], Z = g.dims[2];
+  const int64_t c[3] = {cell_coord(qx, g.origin[0], g.inv_h, X), cell_coord(qy, g.origin[1], g.inv_h, Y),
+                        cell_coord(qz, g.origin[2], g.inv_h, Z)};
+  const int64_t xa = std::max<int64_t>(c[0] - 1, 0), xb = std::min<int64_t>(c[0] + 1, X - 1);
+  const int64_t y0 = std::max<int64_t>(c[1] - 1, 0), y1 = std::min<int64_t>(c[1] + 1, Y - 1);
+  const int64_t z0 = std::max<int64_t>(c[2] - 1, 0), z1 = std::min<int64_t>(c[2] + 1, Z - 1);
+  int32_t seg_s[9], seg_e[9];
+  int nseg = 0;
+  int64_t total = 0;
+  for (int64_t z = z0; z <= z1; ++z) {
+    for (int64_t y = y0; y <= y1; ++y) {
+      const int64_t row = (z * Y + y) * X;
+      seg_s[nseg] = start[row + xa];
+      seg_e[nseg] = start[row + xb + 1];
+      total += seg_e[nseg] - seg_s[nseg];
+      ++nseg;
+    }
+  }
+  if (total < k) return false;
+  if (static_cast<int64_t>(buf.size()) < total) {
+    buf.resize(static_cast<size_t>(total));
+    dist.resize(static_cast<size_t>(total));
+  }
+  const T* xs = grid.xs.data();
+  const T* ys = grid.ys.data();
+  const T* zs = grid.zs.data();
+  const int32_t* local = grid.local.data();
+  // Distances of the whole block (a plain SIMD loop per contiguous row) ...
+  T* dd = dist.data();
+  for (int sgi = 0, o = 0; sgi < nseg; ++sgi) {
+    const int32_t a = seg_s[sgi], n = seg_e[sgi] - a;
+    const T* __restrict px = xs + a;
+    const T* __restrict py = ys + a;
+    const T* __restrict pz = zs + a;
+    T* __restrict pd = dd + o;
+    for (int32_t j = 0; j < n; ++j) {
+      const T dx = px[j] - qx, dy = py[j] - qy, dz = pz[j] - qz;
+      pd[j] = dx * dx + dy * dy + dz * dz;
+    }
+    o += n;
+  }
+  // ... then a branch-free compaction of those within the guessed k-th distance.
+  Cand<T>* out = buf.data();
+  int64_t kept = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    const T limit = pass == 0 ? tau : std::numeric_limits<T>::infinity();
+    kept = 0;
+    for (int sgi = 0, o = 0; sgi < nseg; ++sgi) {
+      for (int32_t j = seg_s[sgi]; j < seg_e[sgi]; ++j, ++o) {
+        out[kept] = Cand<T>::make(dd[o], local[j]);
+        kept += (dd[o] <= limit);
+      }
+    }
+    if (kept >= k) break;
+  }
+  if (kept > 2 * k) {
+    std::nth_element(out, out + (k - 1), out + kept);
+    std::sort(out, out + (k - 1));
+  } else {
+    std::sort(out, out + kept);
+  }
+  best.cnt = k;
+  for (int j = 0; j < k; ++j) {
+    best.d[j] = out[j].dist();
+    best.i[j] = out[j].index();
+  }
+  // Next guess: a little above this k-th distance (neighbouring queries come next).
+  tau = best.d[k - 1] * T(1.5);
+  const T q[3] = {qx, qy, qz};
+  const T slack = g.h * (sizeof(T) == 4 ? T(1e-5) : T(1e-12));
+  return done_after_ring(g, c, q, 1, slack, best);
+}
+
 template <typename T>
 void knn_cpu_impl(const T* ref, const std::vector<int64_t>& ref_off, const T* query,
                   const std::vector<int64_t>& query_off, int k, int64_t* out_idx, T* out_d) {
@@ -272,11 +390,18 @@ void knn_cpu_impl(const T* ref, const std::vector<int64_t>& ref_off, const T* qu
       at::parallel_for(0, std::min<int64_t>(chunks, at::get_num_threads()), 1, [&](int64_t, int64_t) {
         Best<T> best;
         best.k = k;
+        std::vector<Cand<T>> buf;
+        std::vector<T> dist;
+        T tau = std::numeric_limits<T>::infinity();
         for (int64_t c = next++; c < chunks; c = next++) {
           for (int64_t t = c * kChunk, end = std::min(m, t + kChunk); t < end; ++t) {
             const int64_t q = order[t];
-            best.cnt = 0;
-            query_knn(grid, qp[3 * q], qp[3 * q + 1], qp[3 * q + 2], best);
+            const T qx = qp[3 * q], qy = qp[3 * q + 1], qz = qp[3 * q + 2];
+            if (!query_knn_block(grid, qx, qy, qz, k, tau, buf, dist, best)) {
+              best.cnt = 0;
+              query_knn(grid, qx, qy, qz, best);
+              if (best.cnt == k) tau = best.d[k - 1] * T(1.5);
+            }
             int64_t* oi = out_idx + (qs + q) * k;
             T* od = out_d + (qs + q) * k;
             for (int j = 0; j < k; ++j) {

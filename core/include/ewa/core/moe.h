@@ -27,6 +27,8 @@ class StackedExpertsImpl : public torch::nn::Module {
 
   /// xs [E, C, in] -> [E, C, out]: expert e applied to its C slot inputs (two baddbmm).
   torch::Tensor forward(const torch::Tensor& xs);
+  /// Expert e alone: x [n, in] -> [n, out] (two addmm; same math as row e of forward).
+  torch::Tensor forward_expert(int64_t e, const torch::Tensor& x);
   /// The averaged expert (mean of the weights over E) on x [..., in] -> [..., out]. Runs
   /// exactly the computation of the dense Mlp holding those means (bit-identical outputs).
   torch::Tensor forward_mean(const torch::Tensor& x);
@@ -56,14 +58,24 @@ TORCH_MODULE(StackedExperts);
 
 /// Slot inputs [E, C, in] -> slot outputs [E, C, out] (the experts of a layer).
 using ExpertsFn = std::function<torch::Tensor(const torch::Tensor& slot_inputs)>;
+/// Expert e alone on its tokens [n, in] -> [n, out] (the ragged path of execute_plan).
+using ExpertFn = std::function<torch::Tensor(int64_t expert, const torch::Tensor& tokens)>;
+
+/// Fraction of empty slots above which execute_plan runs each expert on its own tokens
+/// (ragged) instead of one batched matmul over the padded [E, C] slots.
+inline constexpr double kRaggedPaddingFraction = 0.25;
 
 /// The one dispatch/combine path of every MoE layer (ViT FFN experts, Point Transformer
 /// linear experts): validates `plan` against tokens x [B, T, in], gathers the slot inputs
 /// (sparse plans: token indices per expert slot; Soft MoE: token mixtures per slot), runs
 /// `experts` once on [E, C, in] and scatters the weighted outputs back -> [B, T, out]. Tokens
 /// with no slot get 0 (the block's residual carries them). `who` names the layer in errors.
+/// When `expert` is given and more than kRaggedPaddingFraction of a sparse plan's slots are
+/// empty (unbalanced or dropless routing: the capacity is the fullest expert's count), each
+/// expert instead runs once on exactly its routed tokens, so the work is the routed tokens,
+/// not E x the fullest expert. Both paths compute the same function.
 torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
-                           const ExpertsFn& experts, const std::string& who);
+                           const ExpertsFn& experts, const std::string& who, const ExpertFn& expert = nullptr);
 
 /// MoE FFN: a router (child "router") and stacked experts (child "experts"). Tokens with no
 /// slot get output 0 (the block's residual carries them). In eval mode with a router whose

@@ -31,6 +31,8 @@ class PointExpertsImpl : public ewa::StackedExpertsImpl {
   PointExpertsImpl(int64_t num_experts, int64_t in_features, int64_t out_features);
   /// xs [E, C, in] -> [E, C, out] (one bmm).
   torch::Tensor forward(const torch::Tensor& xs);
+  /// Expert e alone: x [n, in] -> [n, out] (one mm; the ragged path of execute_plan).
+  torch::Tensor forward_expert(int64_t e, const torch::Tensor& x);
   /// The mean expert on x [..., in] -> [..., out]: exactly the computation of the dense
   /// nn.Linear (no bias) holding mean_dense() (bit-identical outputs).
   torch::Tensor forward_mean(const torch::Tensor& x);
