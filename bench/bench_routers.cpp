@@ -142,13 +142,30 @@ int main(int argc, char** argv) {
       loss.backward();
     };
     auto route_only = [&] { moe->router->route(x); };
-    // Expert compute alone on the same slot shapes as the plan.
+    // Expert compute alone on the shapes the layer executes: the padded [E, C] slots, or each
+    // expert on its own routed tokens when execute_plan takes the ragged path.
     auto plan = moe->router->route(x);
     const int64_t slots = plan.is_soft() ? b * plan.soft_dispatch.size(3) : plan.dispatch_index.size(1);
+    std::vector<int64_t> ragged;  // tokens per expert, empty for the padded path
+    if (!plan.is_soft()) {
+      auto counts = (plan.dispatch_index >= 0).sum(1);
+      const double routed = counts.sum().item<double>();
+      if (static_cast<double>(e * slots) - routed > ewa::kRaggedPaddingFraction * static_cast<double>(e * slots)) {
+        for (int64_t i = 0; i < e; ++i) ragged.push_back(counts[i].item<int64_t>());
+      }
+    }
     auto xs = torch::randn({e, slots, d}).requires_grad_(true);
     auto experts_only = [&] {
       moe->zero_grad();
-      moe->experts->forward(xs).sum().backward();
+      if (ragged.empty()) {
+        moe->experts->forward(xs).sum().backward();
+        return;
+      }
+      torch::Tensor total = torch::zeros({});
+      for (int64_t i = 0; i < e; ++i) {
+        if (ragged[i] > 0) total = total + moe->experts->forward_expert(i, xs[i].narrow(0, 0, ragged[i])).sum();
+      }
+      total.backward();
     };
     if (!profile.empty() && name == profile) {  // --profile NAME: chrome trace of one step
       torch::autograd::profiler::RecordProfile guard("bench_routers_" + name + ".trace.json");
