@@ -128,7 +128,7 @@ struct Best {
   }
 };
 
-constexpr int kBlock = 64;  // candidates per vectorised distance batch
+constexpr int kScanBatch = 64;  // candidates per vectorised distance batch
 
 /// Scans sorted points [s, e): distances in batches (vectorisable SoA loop), then the few
 /// that pass the current threshold go into the sorted list.
@@ -137,9 +137,9 @@ inline void scan_range(const CpuGrid<T>& grid, int32_t s, int32_t e, T qx, T qy,
   const T* xs = grid.xs.data();
   const T* ys = grid.ys.data();
   const T* zs = grid.zs.data();
-  T dist[kBlock];
-  for (int32_t b = s; b < e; b += kBlock) {
-    const int n = std::min<int32_t>(kBlock, e - b);
+  T dist[kScanBatch];
+  for (int32_t b = s; b < e; b += kScanBatch) {
+    const int n = std::min<int32_t>(kScanBatch, e - b);
     for (int t = 0; t < n; ++t) {
       const T dx = xs[b + t] - qx, dy = ys[b + t] - qy, dz = zs[b + t] - qz;
       dist[t] = dx * dx + dy * dy + dz * dz;
