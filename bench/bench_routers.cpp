@@ -146,14 +146,7 @@ int main(int argc, char** argv) {
     // expert on its own routed tokens when execute_plan takes the ragged path.
     auto plan = moe->router->route(x);
     const int64_t slots = plan.is_soft() ? b * plan.soft_dispatch.size(3) : plan.dispatch_index.size(1);
-    std::vector<int64_t> ragged;  // tokens per expert, empty for the padded path
-    if (!plan.is_soft()) {
-      auto counts = (plan.dispatch_index >= 0).sum(1);
-      const double routed = counts.sum().item<double>();
-      if (static_cast<double>(e * slots) - routed > ewa::kRaggedPaddingFraction * static_cast<double>(e * slots)) {
-        for (int64_t i = 0; i < e; ++i) ragged.push_back(counts[i].item<int64_t>());
-      }
-    }
+    const std::vector<int64_t> ragged = ewa::ragged_expert_counts(plan, b * t);  // empty: padded path
     auto xs = torch::randn({e, slots, d}).requires_grad_(true);
     auto experts_only = [&] {
       moe->zero_grad();

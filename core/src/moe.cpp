@@ -128,6 +128,20 @@ torch::Tensor MoEMlpImpl::forward(const torch::Tensor& x) {
   return execute(x, plan);
 }
 
+std::vector<int64_t> ragged_expert_counts(const RoutingPlan& plan, int64_t num_tokens) {
+  if (plan.is_soft() || !plan.dispatch_index.defined() || plan.dispatch_index.numel() == 0) return {};
+  const int64_t e = plan.dispatch_index.size(0), slots = plan.dispatch_index.numel();
+  // At most one slot per token and no more slots than tokens (+ rounding per expert, e.g.
+  // RUP): the padded work is at most the dense FFN's, so no host sync to count.
+  if (plan.token_slot.defined() && slots < num_tokens + e) return {};
+  auto counts = (plan.dispatch_index >= 0).sum(1).to(torch::kCPU).contiguous();  // [E] (host sync)
+  std::vector<int64_t> out(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + e);
+  int64_t routed = 0;
+  for (int64_t v : out) routed += v;
+  if (static_cast<double>(slots - routed) > kRaggedPaddingFraction * static_cast<double>(slots)) return out;
+  return {};
+}
+
 torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
                            const ExpertsFn& experts, const std::string& who, const ExpertFn& expert) {
   TORCH_CHECK(x.dim() == 3, who, ": expected tokens [B, T, D], got ", x.sizes());
@@ -150,30 +164,24 @@ torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int6
   const auto& index = plan.dispatch_index;  // [E, C]
   const int64_t c = index.size(1);
   auto valid = index >= 0;                               // [E, C]
-  if (expert && e * c > 0) {
-    auto counts = valid.sum(1).to(torch::kCPU);          // [E] (one host sync)
-    const auto* cnt = counts.data_ptr<int64_t>();
-    int64_t routed = 0;
-    for (int64_t i = 0; i < e; ++i) routed += cnt[i];
-    if (static_cast<double>(e * c - routed) > kRaggedPaddingFraction * static_cast<double>(e * c)) {
-      // Ragged: the routed tokens of all experts, expert-major, each expert on its own rows.
-      auto tokens = index.masked_select(valid);                            // [V]
-      auto xr = x.reshape({n, d}).index({tokens});                         // [V, D]
-      std::vector<torch::Tensor> ys;
-      ys.reserve(static_cast<size_t>(e));
-      int64_t start = 0;
-      for (int64_t i = 0; i < e; ++i) {
-        if (cnt[i] > 0) ys.push_back(expert(i, xr.narrow(0, start, cnt[i])));  // [n_i, O]
-        start += cnt[i];
-      }
-      auto w = plan.combine_weight.masked_select(valid);                   // [V]
-      if (ys.empty()) return torch::zeros({b, t, o}, x.options());
-      auto yr = torch::cat(ys, 0);                                         // [V, O]
-      yr = yr * w.to(yr.scalar_type()).unsqueeze(-1);
-      c10::List<c10::optional<torch::Tensor>> at_index;
-      at_index.push_back(tokens);
-      return torch::zeros({n, o}, yr.options()).index_put(at_index, yr, /*accumulate=*/true).view({b, t, o});
+  const auto counts = expert ? ragged_expert_counts(plan, n) : std::vector<int64_t>{};
+  if (!counts.empty()) {
+    // Ragged: the routed tokens of all experts, expert-major, each expert on its own rows.
+    auto tokens = index.masked_select(valid);                              // [V]
+    if (tokens.numel() == 0) return torch::zeros({b, t, o}, x.options());
+    auto xr = x.reshape({n, d}).index({tokens});                           // [V, D]
+    std::vector<torch::Tensor> ys;
+    ys.reserve(static_cast<size_t>(e));
+    int64_t start = 0;
+    for (int64_t i = 0; i < e; ++i) {
+      if (counts[i] > 0) ys.push_back(expert(i, xr.narrow(0, start, counts[i])));  // [n_i, O]
+      start += counts[i];
     }
+    auto yr = torch::cat(ys, 0);                                           // [V, O]
+    yr = yr * plan.combine_weight.masked_select(valid).to(yr.scalar_type()).unsqueeze(-1);
+    c10::List<c10::optional<torch::Tensor>> at_index;
+    at_index.push_back(tokens);
+    return torch::zeros({n, o}, yr.options()).index_put(at_index, yr, /*accumulate=*/true).view({b, t, o});
   }
   auto flat_index = index.clamp_min(0).reshape({-1});    // [E*C]; empty slots read token 0 ...
   auto flat = x.reshape({n, d});                         // [N, D]

@@ -134,6 +134,10 @@ TEST(MoEMlp, RaggedPathEqualsPaddedPathWithGradients) {
     torch::NoGradGuard no_grad;
     EXPECT_TRUE(torch::allclose(ragged[0], reference_sparse(*moe->experts, x0, plan), 1e-12, 1e-12));
   }
+  EXPECT_EQ(ragged_expert_counts(plan, 8), (std::vector<int64_t>{7, 2, 0, 1}));
+  // RUP partitions every token once into near-equal chunks: padded path, decided unread.
+  auto rup = RupRouterImpl(4, 3).route(torch::randn({2, 5, 6}));
+  EXPECT_TRUE(ragged_expert_counts(rup, 10).empty());
   EXPECT_EQ(padded[2][2].abs().max().item<double>(), 0.0);  // expert 2 got no token
   EXPECT_EQ(padded[0][1][2].abs().max().item<double>(), 0.0);  // token 6 (b 1, t 2) dropped
 }

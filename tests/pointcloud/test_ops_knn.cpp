@@ -151,6 +151,16 @@ TEST(PointOpsKnn, RejectsBadInputs) {
   EXPECT_THROW(ops::knn(xyz, off, xyz.to(torch::kDouble), off, 3), c10::Error);
   // a cloud with queries but no reference points
   EXPECT_THROW(ops::knn(xyz, torch::tensor({0L, 10L}), xyz, off, 3), c10::Error);
+  // non-finite coordinates have no distance order: named in the error
+  auto bad = xyz.clone();
+  bad[3][1] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW(ops::knn(bad, off, xyz, off, 3), c10::Error);
+  try {
+    ops::knn(xyz, off, bad, off, 3);
+    ADD_FAILURE() << "a NaN query was accepted";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite"), std::string::npos) << e.what();
+  }
   try {
     ops::knn(xyz, torch::tensor({4L, 9L}), xyz, off, 3);
   } catch (const c10::Error& e) {

@@ -88,6 +88,11 @@ std::tuple<torch::Tensor, torch::Tensor> knn(const torch::Tensor& ref_xyz,
   detail::check_device(query_xyz, ref_xyz, op, "query_xyz");
   TORCH_CHECK(k >= 1 && k <= detail::kMaxK, op, ": k must be in [1, ", detail::kMaxK, "], got ",
               k);
+  // A NaN coordinate has no distance order: the neighbour list would stay empty.
+  TORCH_CHECK(ref_xyz.numel() == 0 || torch::isfinite(ref_xyz).all().item<bool>(), op,
+              ": ref_xyz has non-finite (NaN/Inf) coordinates; drop those points first");
+  TORCH_CHECK(query_xyz.numel() == 0 || torch::isfinite(query_xyz).all().item<bool>(), op,
+              ": query_xyz has non-finite (NaN/Inf) coordinates; drop those points first");
   auto ref_off = detail::check_offset(ref_offset, ref_xyz.size(0), op, "ref_offset");
   auto query_off = detail::check_offset(query_offset, query_xyz.size(0), op, "query_offset");
   TORCH_CHECK(ref_off.size() == query_off.size(), op, ": ref_offset has ", ref_off.size(),

@@ -1,9 +1,9 @@
 // CPU reference kNN: per cloud, a dense uniform grid (counting sort of the points by cell into
 // SoA coordinate arrays, cell size adapted to volume or surface-like clouds). Queries run in cell
-// order in parallel. Fast path: one branch-free distance pass over the 3x3x3 cell block around the
-// query keeps the candidates within a guessed k-th distance (the previous query's, scaled), one
-// sort of those few, and the exact termination bound; when the bound or the guess fails, the ring
-// search (sorted list with threshold rejection, rings until the bound holds) answers the query.
+// order in parallel. Every query first scans the 3x3x3 cell block around it: one branch-free
+// distance pass keeps the candidates within a guessed k-th distance (the previous query's,
+// scaled), one sort of those few; when the exact termination bound does not hold yet, the ring
+// search continues from ring 2 with that list (threshold rejection, rings until the bound holds).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -176,37 +176,17 @@ inline bool done_after_ring(const GridParams<T>& g, const int64_t c[3], const T 
   return bound > T(0) && bound * bound > best.d[best.k - 1];
 }
 
-/// k nearest points of q: the 3x3x3 block around q's cell, then rings r >= 2 (cells pruned by
-/// their gap to q) until the termination bound holds. Fills best (cnt = min(k, n)).
+/// Continues a query whose 3x3x3 block (rings 0 and 1) is already in `best`: rings r >= 2
+/// (cells pruned by their gap to q) until the termination bound holds or the grid is done.
 template <typename T>
-void query_knn(const CpuGrid<T>& grid, T qx, T qy, T qz, Best<T>& best) {
+void search_outer_rings(const CpuGrid<T>& grid, const int64_t c[3], T qx, T qy, T qz, Best<T>& best) {
   const GridParams<T>& g = grid.g;
   const int32_t* start = grid.start.data();
   const int64_t X = g.dims[0], Y = g.dims[1], Z = g.dims[2];
-  const int64_t c[3] = {cell_coord(qx, g.origin[0], g.inv_h, X), cell_coord(qy, g.origin[1], g.inv_h, Y),
-                        cell_coord(qz, g.origin[2], g.inv_h, Z)};
   const T q[3] = {qx, qy, qz};
   const int64_t cx = c[0], cy = c[1], cz = c[2];
   // Relative slack on the termination bound so that rounding can never drop a neighbour.
   const T slack = g.h * (sizeof(T) == 4 ? T(1e-5) : T(1e-12));
-
-  // Rings 0 and 1: nine contiguous rows of up to three cells, the query's row first.
-  const int64_t xa = std::max<int64_t>(cx - 1, 0), xb = std::min<int64_t>(cx + 1, X - 1);
-  const int64_t y0 = std::max<int64_t>(cy - 1, 0), y1 = std::min<int64_t>(cy + 1, Y - 1);
-  const int64_t z0 = std::max<int64_t>(cz - 1, 0), z1 = std::min<int64_t>(cz + 1, Z - 1);
-  {
-    const int64_t row = (cz * Y + cy) * X;
-    scan_range(grid, start[row + xa], start[row + xb + 1], qx, qy, qz, best);
-  }
-  for (int64_t z = z0; z <= z1; ++z) {
-    for (int64_t y = y0; y <= y1; ++y) {
-      if (z == cz && y == cy) continue;
-      const int64_t row = (z * Y + y) * X;
-      scan_range(grid, start[row + xa], start[row + xb + 1], qx, qy, qz, best);
-    }
-  }
-  if (done_after_ring(g, c, q, 1, slack, best)) return;
-
   int64_t rmax = std::max({cx, X - 1 - cx, cy, Y - 1 - cy, cz, Z - 1 - cz});
   const T h = g.h, ox = g.origin[0], oy = g.origin[1], oz = g.origin[2];
   for (int64_t r = 2; r <= rmax; ++r) {
@@ -272,22 +252,24 @@ struct Cand<float> {
   bool operator<(const Cand& o) const { return key < o.key; }
 };
 
-/// Fast path for a query whose k nearest lie in the 3x3x3 cell block around its cell (the
-/// common case, by the choice of cell size): one vectorisable distance pass over the block's
-/// nine contiguous rows keeping, branch-free, only candidates within `tau` (a guess of the
-/// k-th distance from the previous query), then one sort of those few. Exact: if at least k
-/// candidates lie within tau, the k smallest are among them. Returns false (caller runs
-/// query_knn) when fewer than k candidates pass even without a threshold or when the
-/// termination bound says a farther ring could hold a nearer point. `tau` is updated to the
-/// k-th distance found.
+/// Rings 0 and 1 of a query (the 3x3x3 cell block around its cell, which holds the k nearest
+/// in the common case by the choice of cell size): one vectorisable distance pass over the
+/// block's nine contiguous rows, a branch-free compaction of the candidates within `tau` (a
+/// guess of the k-th distance from the previous query; exact: if at least k candidates lie
+/// within tau, the k smallest are among them; otherwise a second pass keeps all), one sort of
+/// those few into `best` (min(k, block size) entries). Writes the query's cell to c and
+/// returns true when the termination bound proves no farther cell can hold a nearer point.
+/// `tau` becomes a little above the k-th distance found.
 template <typename T>
-bool query_knn_block(const CpuGrid<T>& grid, T qx, T qy, T qz, int k, T& tau, std::vector<Cand<T>>& buf,
-                     std::vector<T>& dist, Best<T>& best) {
+bool search_block(const CpuGrid<T>& grid, T qx, T qy, T qz, int64_t c[3], T& tau, std::vector<Cand<T>>& buf,
+                  std::vector<T>& dist, Best<T>& best) {
   const GridParams<T>& g = grid.g;
   const int32_t* start = grid.start.data();
   const int64_t X = g.dims[0], Y = g.dims[1], Z = g.dims[2];
-  const int64_t c[3] = {cell_coord(qx, g.origin[0], g.inv_h, X), cell_coord(qy, g.origin[1], g.inv_h, Y),
-                        cell_coord(qz, g.origin[2], g.inv_h, Z)};
+  const int k = best.k;
+  c[0] = cell_coord(qx, g.origin[0], g.inv_h, X);
+  c[1] = cell_coord(qy, g.origin[1], g.inv_h, Y);
+  c[2] = cell_coord(qz, g.origin[2], g.inv_h, Z);
   const int64_t xa = std::max<int64_t>(c[0] - 1, 0), xb = std::min<int64_t>(c[0] + 1, X - 1);
   const int64_t y0 = std::max<int64_t>(c[1] - 1, 0), y1 = std::min<int64_t>(c[1] + 1, Y - 1);
   const int64_t z0 = std::max<int64_t>(c[2] - 1, 0), z1 = std::min<int64_t>(c[2] + 1, Z - 1);
@@ -303,7 +285,6 @@ bool query_knn_block(const CpuGrid<T>& grid, T qx, T qy, T qz, int k, T& tau, st
       ++nseg;
     }
   }
-  if (total < k) return false;
   if (static_cast<int64_t>(buf.size()) < total) {
     buf.resize(static_cast<size_t>(total));
     dist.resize(static_cast<size_t>(total));
@@ -346,13 +327,13 @@ bool query_knn_block(const CpuGrid<T>& grid, T qx, T qy, T qz, int k, T& tau, st
   } else {
     std::sort(out, out + kept);
   }
-  best.cnt = k;
-  for (int j = 0; j < k; ++j) {
+  best.cnt = static_cast<int>(std::min<int64_t>(kept, k));
+  for (int j = 0; j < best.cnt; ++j) {
     best.d[j] = out[j].dist();
     best.i[j] = out[j].index();
   }
   // Next guess: a little above this k-th distance (neighbouring queries come next).
-  tau = best.d[k - 1] * T(1.5);
+  if (best.cnt == k) tau = best.d[k - 1] * T(1.5);
   const T q[3] = {qx, qy, qz};
   const T slack = g.h * (sizeof(T) == 4 ? T(1e-5) : T(1e-12));
   return done_after_ring(g, c, q, 1, slack, best);
@@ -397,10 +378,9 @@ void knn_cpu_impl(const T* ref, const std::vector<int64_t>& ref_off, const T* qu
           for (int64_t t = c * kChunk, end = std::min(m, t + kChunk); t < end; ++t) {
             const int64_t q = order[t];
             const T qx = qp[3 * q], qy = qp[3 * q + 1], qz = qp[3 * q + 2];
-            if (!query_knn_block(grid, qx, qy, qz, k, tau, buf, dist, best)) {
-              best.cnt = 0;
-              query_knn(grid, qx, qy, qz, best);
-              if (best.cnt == k) tau = best.d[k - 1] * T(1.5);
+            int64_t cell[3];
+            if (!search_block(grid, qx, qy, qz, cell, tau, buf, dist, best)) {
+              search_outer_rings(grid, cell, qx, qy, qz, best);
             }
             int64_t* oi = out_idx + (qs + q) * k;
             T* od = out_d + (qs + q) * k;

@@ -65,13 +65,20 @@ using ExpertFn = std::function<torch::Tensor(int64_t expert, const torch::Tensor
 /// (ragged) instead of one batched matmul over the padded [E, C] slots.
 inline constexpr double kRaggedPaddingFraction = 0.25;
 
+/// execute_plan's choice for a sparse plan over `num_tokens` tokens: the routed-token count of
+/// each expert when more than kRaggedPaddingFraction of the [E, C] slots are empty, else {}
+/// (padded path). A plan with token_slot (at most one slot per token) and fewer than
+/// num_tokens + E slots stays padded without counting (its padded work is at most the dense
+/// FFN's; no host sync, e.g. RUP or token choice k 1 with capacity factor 1).
+std::vector<int64_t> ragged_expert_counts(const RoutingPlan& plan, int64_t num_tokens);
+
 /// The one dispatch/combine path of every MoE layer (ViT FFN experts, Point Transformer
 /// linear experts): validates `plan` against tokens x [B, T, in], gathers the slot inputs
 /// (sparse plans: token indices per expert slot; Soft MoE: token mixtures per slot), runs
 /// `experts` once on [E, C, in] and scatters the weighted outputs back -> [B, T, out]. Tokens
 /// with no slot get 0 (the block's residual carries them). `who` names the layer in errors.
-/// When `expert` is given and more than kRaggedPaddingFraction of a sparse plan's slots are
-/// empty (unbalanced or dropless routing: the capacity is the fullest expert's count), each
+/// When `expert` is given and ragged_expert_counts() says so (more than kRaggedPaddingFraction
+/// of the slots empty: unbalanced or dropless routing, the capacity is the fullest expert's), each
 /// expert instead runs once on exactly its routed tokens, so the work is the routed tokens,
 /// not E x the fullest expert. Both paths compute the same function.
 torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int64_t num_experts, int64_t out_features,
