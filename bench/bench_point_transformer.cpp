@@ -1,6 +1,7 @@
 // Point Transformer Seg50 benchmark (timed program, CPU): inference forward and training
 // forward+backward on one cloud and on two half-size clouds, then the train-step time of the
-// MoE model (4 experts in stages 3,4, RUP + EWA) relative to the dense one.
+// MoE model (4 experts in stages 3,4, RUP + EWA) relative to the dense one, and the dense
+// step's achieved GEMM GFLOP/s as a fraction of this machine's fp32 GEMM roof.
 // Usage: bench_point_transformer [threads=2] [points=40000] [runs=5]
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "ewa/core/ewa.h"
+#include "ewa/core/optim.h"
 #include "ewa/core/runtime.h"
 #include "ewa/pointcloud/point_transformer.h"
 
@@ -67,20 +70,23 @@ double forward_backward(pc::PointTransformer& model, const Batch& b, int runs) {
   });
 }
 
-/// One optimizer step as the trainer does it: forward, loss (+ aux), backward, AdamW step,
-/// and the EWA update for MoE models.
-double train_step(pc::PointTransformer& model, const Batch& b, int runs) {
+/// One optimizer step as the trainer does it: forward, loss (+ aux), backward, AdamW step
+/// (the trainer's ewa::FusedAdamW), and the EWA update for MoE models. `gemm_flops` (optional)
+/// receives the GEMM FLOPs of one step.
+double train_step(pc::PointTransformer& model, const Batch& b, int runs, double* gemm_flops = nullptr) {
   model->train();
-  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
+  ewa::FusedAdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
   const bool moe = model->num_moe_layers() > 0;
-  return median_seconds(runs, [&] {
+  auto step = [&] {
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(model->forward(b.coord, b.feat, b.offset), b.label) +
                 model->aux_loss();
     loss.backward();
     opt.step();
     if (moe) ewa::apply_ewa_(*model, 0.3);
-  });
+  };
+  if (gemm_flops) *gemm_flops = ewa::bench::count_gemm_flops(step);
+  return median_seconds(runs, step);
 }
 
 }  // namespace
@@ -117,10 +123,16 @@ int main(int argc, char** argv) {
   torch::manual_seed(1);
   pc::PointTransformer moe(moe_opts);
   const Batch b = make_batch(points, 1);
-  const double td = train_step(dense, b, runs);
+  double flops = 0;
+  const double td = train_step(dense, b, runs, &flops);
   const double tm = train_step(moe, b, runs);
   std::printf("train step (fwd+bwd+AdamW), 1 x %lld points: dense %.3f s, MoE 4 experts stages 3,4 (%lld MoE "
               "linears, RUP + EWA) %.3f s, ratio %.3f\n",
               static_cast<long long>(points), td, static_cast<long long>(moe->num_moe_layers()), tm, tm / td);
+  const double roof = ewa::bench::gemm_gflops(torch::kFloat, 2048, 2048, 2048, 5);
+  const double achieved = flops / (td * 1e9);
+  std::printf("roofline: dense step %.1f GFLOP (GEMMs) -> %.1f GFLOP/s = %.0f%% of this machine's fp32 GEMM "
+              "(%.1f GFLOP/s, 2048^3 at::mm)\n",
+              flops / 1e9, achieved, 100.0 * achieved / roof, roof);
   return 0;
 }

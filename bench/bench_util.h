@@ -1,9 +1,15 @@
-// Timing helpers shared by the timed-program benchmarks: wall clock, median, and interleaved
-// runs of several variants (so load spikes hit every variant alike).
+// Timing helpers shared by the timed-program benchmarks: wall clock, median, interleaved runs
+// of several variants (so load spikes hit every variant alike), GEMM roofline and FLOP count.
 #pragma once
 
+#include <ATen/record_function.h>
+#include <torch/torch.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <ctime>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -11,6 +17,11 @@ namespace ewa::bench {
 
 inline double now_ms() {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// CPU time of the whole process (all threads), ms.
+inline double cpu_ms() {
+  return static_cast<double>(std::clock()) * 1000.0 / CLOCKS_PER_SEC;
 }
 
 inline double median(std::vector<double> v) {
@@ -35,6 +46,58 @@ inline std::vector<double> interleaved(const std::vector<std::function<void()>>&
   std::vector<double> out;
   for (auto& t : times) out.push_back(median(t));
   return out;
+}
+
+/// GFLOP/s of at::mm on [m, k] x [k, n] in `dtype` (fp32 through the BLAS, bf16 through
+/// oneDNN), the best of `iters` timed calls after one warm-up: this machine's GEMM roof.
+inline double gemm_gflops(torch::ScalarType dtype, int64_t m, int64_t k, int64_t n, int iters) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({m, k}).to(dtype), b = torch::randn({k, n}).to(dtype);
+  auto c = torch::mm(a, b);
+  double best = 1e30;
+  for (int i = 0; i < iters; ++i) {
+    const double t0 = now_ms();
+    torch::mm_out(c, a, b);
+    best = std::min(best, now_ms() - t0);
+  }
+  return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / (best * 1e6);
+}
+
+namespace detail {
+inline std::atomic<double>& gemm_flop_counter() {
+  static std::atomic<double> flops{0.0};
+  return flops;
+}
+// 2*M*N*K of the GEMM ops every matmul ends in (linear, matmul and their backward all dispatch
+// to these; convolutions and elementwise ops are not counted).
+inline std::unique_ptr<at::ObserverContext> count_gemm_call(const at::RecordFunction& fn) {
+  const char* name = fn.name();
+  const bool mm = !std::strcmp(name, "aten::mm"), addmm = !std::strcmp(name, "aten::addmm");
+  const bool bmm = !std::strcmp(name, "aten::bmm"), baddbmm = !std::strcmp(name, "aten::baddbmm");
+  if (!(mm || addmm || bmm || baddbmm)) return nullptr;
+  auto in = fn.inputs();
+  const size_t first = (addmm || baddbmm) ? 1 : 0;  // addmm(bias, a, b)
+  if (in.size() < first + 2 || !in[first].isTensor() || !in[first + 1].isTensor()) return nullptr;
+  const auto& a = in[first].toTensor();
+  const auto& b = in[first + 1].toTensor();
+  double flops = 2.0 * static_cast<double>(a.numel()) * static_cast<double>(b.size(-1));
+  auto& counter = gemm_flop_counter();
+  double cur = counter.load();
+  while (!counter.compare_exchange_weak(cur, cur + flops)) {
+  }
+  return nullptr;
+}
+}  // namespace detail
+
+/// GEMM FLOPs of one call of `fn` (forward and backward matmuls of a train step), counted from the
+/// shapes of every aten::mm / addmm / bmm / baddbmm it dispatches.
+inline double count_gemm_flops(const std::function<void()>& fn) {
+  detail::gemm_flop_counter() = 0.0;
+  auto handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(&detail::count_gemm_call).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+  fn();
+  at::removeCallback(handle);
+  return detail::gemm_flop_counter().load();
 }
 
 }  // namespace ewa::bench

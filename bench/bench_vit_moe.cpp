@@ -1,6 +1,8 @@
 // Training-step time of a small ViT, dense vs MoE-RUP (4 experts, every other block), the
-// EWA update's share of a step, and inference of the collapsed model vs the dense ViT.
-// Usage: bench_vit_moe [--threads N] [--iters N] [--batch N]   (timings interleaved, medians)
+// optimizer (ewa::FusedAdamW vs torch::optim::AdamW), the achieved GFLOP/s against this machine's
+// GEMM roof, the EWA update's share of a step, and inference of the collapsed model vs dense.
+// Usage: bench_vit_moe [--threads N] [--iters N] [--batch N] [--dense-only 1]
+//        (timings interleaved, medians; --dense-only: just the dense fp32 step, for bench/peer_vit.sh)
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include "bench_util.h"
 #include "ewa/core/collapse.h"
 #include "ewa/core/ewa.h"
+#include "ewa/core/optim.h"
 #include "ewa/core/runtime.h"
 #include "ewa/core/vit.h"
 
@@ -22,13 +25,14 @@ using ewa::bench::median;
 using ewa::bench::now_ms;
 
 int main(int argc, char** argv) {
-  int threads = 2, iters = 10, batch = 128;
+  int threads = 2, iters = 10, batch = 128, dense_only = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--iters")) iters = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--batch")) batch = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--dense-only")) dense_only = std::stoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--iters N] [--batch N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--iters N] [--batch N] [--dense-only 0|1]\n", argv[0]);
       return 2;
     }
   }
@@ -47,7 +51,11 @@ int main(int argc, char** argv) {
   auto x = torch::randn({batch, 3, 32, 32});
   auto y = torch::randint(0, 10, {batch}, torch::kLong);
   auto opt_cfg = torch::optim::AdamWOptions(1e-3).weight_decay(0.05);
-  torch::optim::AdamW opt_dense(dense->parameters(), opt_cfg), opt_moe(moe_model->parameters(), opt_cfg);
+  // The trainer's optimizer (ewa::FusedAdamW); a second dense model with LibTorch's AdamW.
+  ewa::FusedAdamW opt_dense(dense->parameters(), opt_cfg), opt_moe(moe_model->parameters(), opt_cfg);
+  torch::manual_seed(0);
+  ewa::VisionTransformer dense_torch_adamw(vit);
+  torch::optim::AdamW opt_torch(dense_torch_adamw->parameters(), opt_cfg);
   auto step = [&](ewa::VisionTransformer& m, torch::optim::Optimizer& opt) {
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(m->forward(x), y);
@@ -56,9 +64,33 @@ int main(int argc, char** argv) {
   };
   dense->train();
   moe_model->train();
-  auto train = interleaved({[&] { step(dense, opt_dense); }, [&] { step(moe_model, opt_moe); }}, 2, iters);
+  dense_torch_adamw->train();
+  if (dense_only) {
+    // Also the process CPU time per step: with --threads 1 a load-independent measure of the work.
+    std::vector<double> cpu;
+    auto t = interleaved({[&] {
+                           const double c0 = ewa::bench::cpu_ms();
+                           step(dense, opt_dense);
+                           cpu.push_back(ewa::bench::cpu_ms() - c0);
+                         }},
+                         2, iters);
+    cpu.erase(cpu.begin(), cpu.begin() + 2);  // warm-up
+    std::printf("dense fp32 train step: cpu %.1f ms, wall %.1f ms\n", median(cpu), t[0]);
+    return 0;
+  }
+  const double step_flops = ewa::bench::count_gemm_flops([&] { step(dense, opt_dense); });
+  const double roof = ewa::bench::gemm_gflops(torch::kFloat, 2048, 2048, 2048, 5);
+  auto train = interleaved({[&] { step(dense, opt_dense); }, [&] { step(moe_model, opt_moe); },
+                            [&] { step(dense_torch_adamw, opt_torch); }},
+                           2, iters);
   std::printf("train step (fwd+bwd+AdamW): dense %.1f ms, MoE-RUP %.1f ms, ratio %.3f (target <= 1.10)\n", train[0],
               train[1], train[1] / train[0]);
+  std::printf("optimizer: dense step with torch::optim::AdamW %.1f ms = %.3fx the FusedAdamW step\n", train[2],
+              train[2] / train[0]);
+  const double achieved = step_flops / (train[0] * 1e6);
+  std::printf("roofline: dense step %.1f GFLOP (GEMMs) -> %.1f GFLOP/s = %.0f%% of this machine's fp32 GEMM "
+              "(%.1f GFLOP/s, 2048^3 at::mm)\n",
+              step_flops / 1e9, achieved, 100.0 * achieved / roof, roof);
 
   std::vector<double> ewa_times;
   for (int i = 0; i < 50; ++i) {

@@ -1,6 +1,9 @@
 // Parameter grouping and AdamW / SGD construction.
 #include "ewa/core/optim.h"
 
+#include <ATen/Parallel.h>
+
+#include <cmath>
 #include <map>
 #include <stdexcept>
 
@@ -58,6 +61,86 @@ std::vector<ParamGroupSpec> build_param_groups(const torch::nn::Module& model, c
   return out;
 }
 
+namespace {
+
+// One AdamW update of `n` elements, the same arithmetic as torch::optim::AdamW::step():
+// p *= 1 - lr wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+// p += -lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
+template <typename T>
+void fused_adamw_kernel(T* p, const T* g, T* m, T* v, int64_t n, double lr, double wd, double beta1, double beta2,
+                        double eps, int64_t step) {
+  const T decay = static_cast<T>(1 - lr * wd);
+  const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
+  const T one_minus_b1 = static_cast<T>(1 - beta1), one_minus_b2 = static_cast<T>(1 - beta2);
+  const double bc1 = 1 - std::pow(beta1, static_cast<double>(step));
+  const double bc2 = 1 - std::pow(beta2, static_cast<double>(step));
+  const T neg_step_size = static_cast<T>(-lr / bc1);
+  const T bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  const T eps_t = static_cast<T>(eps);
+  at::parallel_for(0, n, 32768, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const T gi = g[i];
+      const T mi = m[i] * b1 + gi * one_minus_b1;
+      const T vi = v[i] * b2 + gi * gi * one_minus_b2;
+      const T denom = std::sqrt(vi) / bc2_sqrt + eps_t;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] * decay + neg_step_size * (mi / denom);
+    }
+  });
+}
+
+bool fusable(const torch::Tensor& p, const torch::Tensor& g) {
+  return p.device().is_cpu() && !g.is_sparse() && p.is_contiguous() && g.is_contiguous() &&
+         p.scalar_type() == g.scalar_type() &&
+         (p.scalar_type() == torch::kFloat || p.scalar_type() == torch::kDouble);
+}
+
+}  // namespace
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  for (const auto& group : param_groups_) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    if (o.amsgrad()) return torch::optim::AdamW::step(std::move(closure));
+    for (const auto& p : group.params()) {
+      if (p.grad().defined() && !fusable(p, p.grad())) return torch::optim::AdamW::step(std::move(closure));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups_) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto it = state_.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      if (it == state_.end()) {
+        auto st = std::make_unique<torch::optim::AdamWParamState>();
+        st->step(0);
+        st->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        st->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state_.emplace(c10::guts::to_string(p.unsafeGetTensorImpl()), std::move(st)).first;
+      }
+      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      st.step(st.step() + 1);
+      auto m = st.exp_avg(), v = st.exp_avg_sq();
+      TORCH_CHECK(m.is_contiguous() && v.is_contiguous() && m.scalar_type() == p.scalar_type(),
+                  "FusedAdamW: optimizer state does not match its parameter");
+      const auto& g = p.grad();
+      const double b1 = std::get<0>(o.betas()), b2 = std::get<1>(o.betas());
+      AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "fused_adamw", [&] {
+        fused_adamw_kernel<scalar_t>(p.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(),
+                                     v.data_ptr<scalar_t>(), p.numel(), o.lr(), o.weight_decay(), b1, b2, o.eps(),
+                                     st.step());
+      });
+    }
+  }
+  return loss;
+}
+
 void Optimizer::set_lr(double lr) {
   auto& groups = optim->param_groups();
   for (size_t g = 0; g < groups.size(); ++g) groups[g].options().set_lr(lr * lr_mult.at(g));
@@ -76,7 +159,7 @@ Optimizer make_optimizer(const torch::nn::Module& model, const OptimizerOptions&
       o->betas({opts.beta1(), opts.beta2()}).eps(opts.eps()).weight_decay(s.weight_decay);
       groups.emplace_back(s.params, std::move(o));
     }
-    result.optim = std::make_unique<torch::optim::AdamW>(std::move(groups),
+    result.optim = std::make_unique<FusedAdamW>(std::move(groups),
                                                          torch::optim::AdamWOptions(opts.lr()));
   } else if (opts.name() == "sgd") {
     if (opts.nesterov() && opts.momentum() <= 0) {

@@ -16,6 +16,7 @@
 #endif
 
 #include "ewa/core/compat.h"
+#include "ewa/core/cpu.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -45,6 +46,7 @@ bool configure_allocator() {
 }
 
 int set_num_threads(int n) {
+  init_process();  // may restart the process once with OPENBLAS_CORETYPE / GOMP_SPINCOUNT set
   configure_allocator();
   if (n <= 0) n = hardware_threads();
   torch::set_num_threads(n);
@@ -81,8 +83,8 @@ void seed_everything(uint64_t seed) { torch::manual_seed(seed); }
 std::string version_string() {
   std::string s = std::string("ewa ") + EWA_VERSION + " (LibTorch " + compat::torch_version();
   s += compat::cuda_available() ? ", CUDA available" : ", CPU only";
-  s += ", " + std::to_string(torch::get_num_threads()) + " threads)";
-  return s;
+  s += ", " + std::to_string(torch::get_num_threads()) + " threads)\n";
+  return s + runtime_summary();
 }
 
 }  // namespace ewa

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "ewa/core/compat.h"
+#include "ewa/core/cpu.h"
 #include "ewa/core/hooks.h"
 #include "ewa/core/runtime.h"
 
@@ -124,7 +125,10 @@ torch::Tensor smoothed_cross_entropy(const torch::Tensor& logits, const torch::T
 Trainer::Trainer(TrainerConfig config, TrainTask& task)
     : config_(std::move(config)), task_(task), device_(resolve_device(config_.run.device())) {
   const auto& t = config_.train;
-  if (t.precision() == "bf16" && device_.is_cpu()) spdlog::debug("bf16 autocast on CPU");
+  bf16_ = resolve_bf16_autocast(t.precision(), device_.is_cpu());
+  if (t.precision() == "auto") {
+    spdlog::info("train.precision auto: {}", bf16_ ? "bf16 autocast (the CPU has native bf16 matmuls)" : "fp32");
+  }
   task_.model().to(device_);
 
   DistEnv env = DistEnv::from_env();
@@ -241,7 +245,7 @@ std::map<std::string, double> Trainer::run_evaluation() {
   std::map<std::string, double> metrics;
   {
     torch::NoGradGuard ng;
-    compat::AutocastGuard ac(device_.type(), at::kBFloat16, config_.train.precision() == "bf16");
+    compat::AutocastGuard ac(device_.type(), at::kBFloat16, bf16_);
     metrics = task_.evaluate();
   }
   model.train();
@@ -281,7 +285,7 @@ bool Trainer::train_one_step() {
   auto& model = task_.model();
   model.train();
 
-  const bool bf16 = t.precision() == "bf16";
+  const bool bf16 = bf16_;
   const double n = static_cast<double>(micro.size());
   double loss_sum = 0.0;
   std::map<std::string, double> aux_sum, metric_sum;

@@ -30,6 +30,18 @@ bool is_no_decay_param(const std::string& name, const torch::Tensor& param);
 /// dropped; the order is deterministic (decay before no_decay, then by multiplier key).
 std::vector<ParamGroupSpec> build_param_groups(const torch::nn::Module& model, const OptimizerOptions& opts);
 
+/// torch::optim::AdamW whose step updates each parameter in one fused pass over its memory
+/// (weight decay, both moments, bias correction and the parameter update), where LibTorch 1.13's
+/// AdamW runs eight tensor ops (eight passes, four temporaries) per parameter. Same options,
+/// same per-parameter state (AdamWParamState: step, exp_avg, exp_avg_sq) and checkpoint format;
+/// results equal torch::optim::AdamW's to rounding (the same formula, contracted to FMAs).
+/// amsgrad, sparse, non-contiguous or non-float/double parameters take AdamW's own step.
+class FusedAdamW : public torch::optim::AdamW {
+ public:
+  using torch::optim::AdamW::AdamW;
+  torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
 /// An optimizer together with the lr multiplier of each of its param groups, so that a
 /// schedule can set lr(group) = schedule_lr * multiplier.
 struct Optimizer {

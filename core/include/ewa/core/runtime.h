@@ -8,7 +8,8 @@ namespace ewa {
 
 /// Sets LibTorch's intra-op thread count (and OpenMP's). `n <= 0` means all cores.
 /// Returns the count in effect. LibTorch defaults to one thread on Debian, so every entry
-/// point calls this; it also calls configure_allocator().
+/// point calls this; it first calls init_process() (ewa/core/cpu.h: OpenBLAS core and OpenMP
+/// wait settings, at most one restart of the process) and configure_allocator().
 int set_num_threads(int n);
 
 /// Tunes glibc malloc once per process: mmap threshold 32 MiB, trim threshold 512 MiB, and no
@@ -33,7 +34,8 @@ void add_log_file(const std::string& path);
 /// Seeds LibTorch's CPU (and CUDA) generators.
 void seed_everything(uint64_t seed);
 
-/// One line: ewa version, LibTorch version, CUDA availability, threads.
+/// Two lines: ewa version, LibTorch version, CUDA availability, threads; then
+/// runtime_summary() (BLAS core, OpenMP wait setting, CPU, AVX-512 / bf16 / AMX).
 std::string version_string();
 
 }  // namespace ewa

@@ -87,7 +87,9 @@ struct TrainOptions {
   TORCH_ARG(int64_t, grad_accum) = 1;
   TORCH_ARG(double, grad_clip) = 0.0;        ///< max gradient norm (0 = off)
   TORCH_ARG(double, label_smoothing) = 0.0;
-  TORCH_ARG(std::string, precision) = "fp32";  ///< fp32 | bf16
+  /// auto | fp32 | bf16. auto = bf16 autocast on a CPU with native bf16 matmuls (AVX512-BF16 or
+  /// AMX; ewa::CpuInfo::native_bf16), fp32 elsewhere (and on CUDA devices).
+  TORCH_ARG(std::string, precision) = "auto";
   TORCH_ARG(int64_t, log_every) = 50;        ///< steps between metrics.jsonl step records
   TORCH_ARG(int64_t, eval_every) = 1;        ///< epochs between evaluations (0 = end only)
   TORCH_ARG(bool, progress) = true;
@@ -104,7 +106,7 @@ struct TrainOptions {
   void visit(A& a) {
     a("epochs", epochs())("max_steps", max_steps())("batch_size", batch_size())("grad_accum", grad_accum());
     a("grad_clip", grad_clip())("label_smoothing", label_smoothing());
-    a.one_of("precision", precision(), {"fp32", "bf16"});
+    a.one_of("precision", precision(), {"auto", "fp32", "bf16"});
     a("log_every", log_every())("eval_every", eval_every())("progress", progress());
     a.one_of("dist_backend", dist_backend(), {"auto", "gloo", "nccl"});
     a("bucket_mb", bucket_mb());

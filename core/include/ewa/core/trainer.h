@@ -130,6 +130,8 @@ class Trainer {
   const TrainingState& state() const { return state_; }
   const std::string& run_dir() const { return run_dir_; }
   torch::Device device() const { return device_; }
+  /// True when steps and evaluation run under bf16 autocast (train.precision resolved).
+  bool bf16_autocast() const { return bf16_; }
   /// Rank 0 (or single process): the one that writes files.
   bool is_main() const { return dist_ == nullptr || dist_->rank() == 0; }
   DistContext* dist() { return dist_.get(); }
@@ -171,6 +173,7 @@ class Trainer {
   TrainerConfig config_;
   TrainTask& task_;
   torch::Device device_;
+  bool bf16_ = false;  // train.precision resolved for device_ (auto -> the CPU's bf16 support)
   Optimizer optimizer_;
   std::unique_ptr<LrSchedule> schedule_;
   TrainingState state_;
