@@ -18,20 +18,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+std::string pf_q(const std::string& s) { return "'" + s + "'"; }
 
-struct Pt {
+struct PfPoint {
   float x, y, z;
   uint8_t r, g, b;
   int32_t label;
 };
 
-const char* kClasses[13] = {"ceiling", "floor", "wall", "beam", "column", "window", "door",
+const char* kPfClasses[13] = {"ceiling", "floor", "wall", "beam", "column", "window", "door",
                             "table",   "chair", "sofa", "bookcase", "board", "clutter"};
 
 // A small room: a floor, a wall and a table top (labels 1, 2, 7), ~600 points.
-std::vector<Pt> room_points(int seed) {
-  std::vector<Pt> p;
+std::vector<PfPoint> pf_room_points(int seed) {
+  std::vector<PfPoint> p;
   for (int i = 0; i < 14; ++i) {
     for (int j = 0; j < 14; ++j) {
       const float u = 0.15f * static_cast<float>(i) + 0.01f * static_cast<float>(seed), v = 0.15f * static_cast<float>(j);
@@ -43,9 +43,9 @@ std::vector<Pt> room_points(int seed) {
   return p;
 }
 
-std::string raw(const void* d, size_t n) { return std::string(static_cast<const char*>(d), n); }
+std::string pf_raw(const void* d, size_t n) { return std::string(static_cast<const char*>(d), n); }
 
-std::string npy(const std::string& descr, const std::string& shape, const std::string& payload) {
+std::string pf_npy(const std::string& descr, const std::string& shape, const std::string& payload) {
   std::string h = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   while ((10 + h.size() + 1) % 64) h += ' ';
   h += '\n';
@@ -57,14 +57,14 @@ std::string npy(const std::string& descr, const std::string& shape, const std::s
 
 // Writes the scene `pts` as `format` at `base` (a file path without extension, or a folder);
 // returns the path to hand to ewa.
-std::string write_scene(const std::string& format, const fs::path& base, const std::vector<Pt>& pts) {
+std::string pf_write_scene(const std::string& format, const fs::path& base, const std::vector<PfPoint>& pts) {
   const std::string n = std::to_string(pts.size());
   std::ostringstream s;
   if (format == "ply") {
     s << "ply\nformat binary_little_endian 1.0\nelement vertex " << n
       << "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
          "property uchar blue\nproperty int label\nend_header\n";
-    for (const auto& p : pts) s << raw(&p.x, 12) << raw(&p.r, 3) << raw(&p.label, 4);
+    for (const auto& p : pts) s << pf_raw(&p.x, 12) << pf_raw(&p.r, 3) << pf_raw(&p.label, 4);
     write_file(base.string() + ".ply", s.str());
     return base.string() + ".ply";
   }
@@ -80,9 +80,9 @@ std::string write_scene(const std::string& format, const fs::path& base, const s
     for (const auto& p : pts) {
       float row[7] = {p.x, p.y, p.z, static_cast<float>(p.r), static_cast<float>(p.g), static_cast<float>(p.b),
                       static_cast<float>(p.label)};
-      payload += raw(row, sizeof(row));
+      payload += pf_raw(row, sizeof(row));
     }
-    write_file(base.string() + ".npy", npy("<f4", "(" + n + ", 7)", payload));
+    write_file(base.string() + ".npy", pf_npy("<f4", "(" + n + ", 7)", payload));
     return base.string() + ".npy";
   }
   if (format == "text") {
@@ -93,20 +93,20 @@ std::string write_scene(const std::string& format, const fs::path& base, const s
   if (format == "pointcept") {
     std::string c, col, seg;
     for (const auto& p : pts) {
-      c += raw(&p.x, 12);
-      col += raw(&p.r, 3);
+      c += pf_raw(&p.x, 12);
+      col += pf_raw(&p.r, 3);
       const int64_t l = p.label;
-      seg += raw(&l, 8);
+      seg += pf_raw(&l, 8);
     }
-    write_file(base / "coord.npy", npy("<f4", "(" + n + ", 3)", c));
-    write_file(base / "color.npy", npy("|u1", "(" + n + ", 3)", col));
-    write_file(base / "segment.npy", npy("<i8", "(" + n + ",)", seg));
+    write_file(base / "coord.npy", pf_npy("<f4", "(" + n + ", 3)", c));
+    write_file(base / "color.npy", pf_npy("|u1", "(" + n + ", 3)", col));
+    write_file(base / "segment.npy", pf_npy("<i8", "(" + n + ",)", seg));
     return base.string();
   }
   if (format == "s3dis_room") {
     std::map<int, std::ostringstream> per;
     for (const auto& p : pts) per[p.label] << p.x << " " << p.y << " " << p.z << " " << +p.r << " " << +p.g << " " << +p.b << "\n";
-    for (auto& [l, text] : per) write_file(base / "Annotations" / (std::string(kClasses[l]) + "_1.txt"), text.str());
+    for (auto& [l, text] : per) write_file(base / "Annotations" / (std::string(kPfClasses[l]) + "_1.txt"), text.str());
     return base.string();
   }
   if (format == "off") {
@@ -149,17 +149,17 @@ TEST(CliPointFormats, TrainSegmentAndViewAcceptTheSameFormats) {
     if (f == "room_h5") continue;
     for (int area : {1, 2}) {
       const fs::path base = tmp.path() / f / ("Area_" + std::to_string(area)) / ("room_" + std::to_string(area));
-      scenes[f].push_back(write_scene(f, base, room_points(area)));
+      scenes[f].push_back(pf_write_scene(f, base, pf_room_points(area)));
     }
   }
-  r = run_ewa("data prepare s3dis " + q(tmp.str("s3dis_room")) + " " + q(tmp.str("room_h5")) + " -q");
+  r = run_ewa("data prepare s3dis " + pf_q(tmp.str("s3dis_room")) + " " + pf_q(tmp.str("room_h5")) + " -q");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   scenes["room_h5"] = {tmp.str("room_h5/Area_1/room_1.h5"), tmp.str("room_h5/Area_2/room_2.h5")};
-  for (const auto& f : unlabelled) scenes[f] = {write_scene(f, tmp.path() / f / "shape", room_points(3))};
+  for (const auto& f : unlabelled) scenes[f] = {pf_write_scene(f, tmp.path() / f / "shape", pf_room_points(3))};
 
   // `ewa data info` reads each with the expected format
   for (const auto& [f, paths] : scenes) {
-    r = run_ewa("data info " + q(paths[0]));
+    r = run_ewa("data info " + pf_q(paths[0]));
     ASSERT_EQ(r.status, 0) << f << ": " << r.out << r.err;
     EXPECT_NE(r.out.find(": " + f + ", "), std::string::npos) << r.out;
   }
@@ -170,9 +170,9 @@ TEST(CliPointFormats, TrainSegmentAndViewAcceptTheSameFormats) {
   std::string model;
   for (const auto& f : labelled) {
     const std::string run = tmp.str("runs/" + f);
-    r = run_ewa("train " + q(cfg) + " --set data.format=" + f + " --set data.root=" + q(tmp.str(f)) +
+    r = run_ewa("train " + pf_q(cfg) + " --set data.format=" + f + " --set data.root=" + pf_q(tmp.str(f)) +
                 " --set train.epochs=1 --set data.loop=1 --set 'data.features=[xyz]' --set model.pt.in_channels=3"
-                " --run-dir " + q(run) + " -q");
+                " --run-dir " + pf_q(run) + " -q");
     ASSERT_EQ(r.status, 0) << f << ": " << r.out << r.err;
     ASSERT_TRUE(fs::exists(run + "/model.safetensors")) << f;
     model = run + "/model.safetensors";
@@ -182,14 +182,14 @@ TEST(CliPointFormats, TrainSegmentAndViewAcceptTheSameFormats) {
   const bool xvfb = std::system("command -v xvfb-run >/dev/null 2>&1") == 0;
   for (const auto& [f, paths] : scenes) {
     const std::string ply = tmp.str("seg/" + f + ".ply");
-    r = run_ewa("segment " + q(model) + " " + q(paths.back()) + " --out " + q(ply) + " -q");
+    r = run_ewa("segment " + pf_q(model) + " " + pf_q(paths.back()) + " --out " + pf_q(ply) + " -q");
     ASSERT_EQ(r.status, 0) << f << ": " << r.out << r.err;
     ASSERT_TRUE(fs::exists(ply)) << f;
     if (!xvfb) continue;
     const std::string png = tmp.str("shots/" + f + ".png");
     fs::create_directories(tmp.path() / "shots");
     r = run_command("xvfb-run -a -s '-screen 0 640x480x24' '" + std::string(EWA_CLI_PATH) + "' view " +
-                    q(paths.back()) + " --width 160 --height 120 --screenshot " + q(png));
+                    pf_q(paths.back()) + " --width 160 --height 120 --screenshot " + pf_q(png));
     if (r.err.find("without the viewer GUI") != std::string::npos) continue;
     ASSERT_EQ(r.status, 0) << f << ": " << r.out << r.err;
     EXPECT_TRUE(fs::exists(png)) << f;
@@ -200,14 +200,14 @@ TEST(CliPointFormats, PrepareDropsNonFinitePointsAndReportsOneLinePerFailedRoom)
   TempDir tmp;
   write_file(tmp.path() / "raw/Area_1/office_1/Annotations/wall_1.txt",
              "0 0 0 1 2 3\nnan 1 1 1 2 3\n1e300 0 0 1 2 3\n1 1 1 1 2 3\n");
-  auto r = run_ewa("data prepare s3dis " + q(tmp.str("raw")) + " " + q(tmp.str("cache")) + " -q");
+  auto r = run_ewa("data prepare s3dis " + pf_q(tmp.str("raw")) + " " + pf_q(tmp.str("cache")) + " -q");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("2 with non-finite coordinates"), std::string::npos) << r.out;
-  r = run_ewa("data info " + q(tmp.str("cache/Area_1/office_1.h5")));
+  r = run_ewa("data info " + pf_q(tmp.str("cache/Area_1/office_1.h5")));
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("room_h5, 2 points"), std::string::npos) << r.out;  // no inf stored
 
-  r = run_ewa("data prepare s3dis " + q(tmp.str("raw")) + " " + q(tmp.str("cache2")) + " -q --refuse-non-finite");
+  r = run_ewa("data prepare s3dis " + pf_q(tmp.str("raw")) + " " + pf_q(tmp.str("cache2")) + " -q --refuse-non-finite");
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("failed: Area_1/office_1: "), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("Exception raised"), std::string::npos) << r.err;  // no backtrace
@@ -221,7 +221,7 @@ TEST(CliPointFormats, PrepareDropsNonFinitePointsAndReportsOneLinePerFailedRoom)
   std::string flood = "0 0 0 1 2 3\n1 1 1 1 2 3\n";
   for (int i = 0; i < 50000; ++i) flood += "oops\n";
   write_file(tmp.path() / "raw3/Area_1/office_1/Annotations/wall_1.txt", flood);
-  r = run_ewa("data prepare s3dis " + q(tmp.str("raw3")) + " " + q(tmp.str("cache3")) + " -q");
+  r = run_ewa("data prepare s3dis " + pf_q(tmp.str("raw3")) + " " + pf_q(tmp.str("cache3")) + " -q");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("50000 skipped"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("... 49990 more"), std::string::npos) << r.out;

@@ -119,6 +119,11 @@ TEST(PointsHostile, PlyCountsAreCheckedBeforeAllocating) {
   EXPECT_THAT(clean_failure(tmp.str("neglist.ply")), HasSubstr("negative"));
   write_file(tmp.path() / "biglist.ply", faces + le_bytes<int32_t>({0x7fffffff}) + le_bytes<float>({1, 2, 3}));
   clean_failure(tmp.str("biglist.ply"));
+  // an element without properties and a huge count before the vertices: nothing to skip, no spin
+  write_file(tmp.path() / "empty_elem.ply",
+             "ply\nformat binary_little_endian 1.0\nelement junk 1000000000000000000\nelement vertex 1\n"
+             "property float x\nproperty float y\nproperty float z\nend_header\n" + le_bytes<float>({1, 2, 3}));
+  EXPECT_EQ(open_cloud(tmp.str("empty_elem.ply")).cloud.size(), 1);
 }
 
 TEST(PointsHostile, PlyListPropertiesInTheVertexElementAreSkipped) {

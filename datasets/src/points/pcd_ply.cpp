@@ -482,6 +482,7 @@ PointFields read_ply(const std::string& path) {
       int64_t min_row = 0;
       for (const auto& pr : e.props) min_row += pr.list ? pr.count_spec.size : pr.spec.size;
       bounded::require_bytes(path, "element '" + e.name + "' count", e.count, min_row, cur.left());
+      if (e.props.empty()) continue;  // nothing stored per row (a huge count must not spin)
       for (int64_t i = 0; i < e.count; ++i) {
         for (const auto& pr : e.props) {
           if (pr.list) {

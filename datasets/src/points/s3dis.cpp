@@ -58,7 +58,7 @@ void parse_line_slow(const char* b, const char* e, int64_t line_no, const std::s
     ++out.skipped_lines;
   };
   auto non_finite = [&](const std::string& why) {
-    if (refuse_non_finite) bounded::fail(file, std::to_string(line_no) + ": " + why);
+    if (refuse_non_finite) bounded::fail(file + ":" + std::to_string(line_no), why);
     ++out.non_finite_lines;
     skip(why);
   };

@@ -15,9 +15,9 @@ namespace {
 
 /// Splits the index set `frag` [V] into sphere crops of at most max_points until every
 /// index is covered (each crop is centred on the first still uncovered point). Each crop
-/// costs O(V), so the crop size is raised to keep at most kMaxChunksPerFragment crops (and
-/// at least kMinChunkPoints points): a model whose metadata says "1 point" cannot make this
-/// quadratic.
+/// costs O(V), so the crop size is raised to at least kMinChunkPoints and V /
+/// kMaxChunksPerFragment, and after kMaxChunksPerFragment crops the uncovered rest is cut
+/// into slabs along x: a model whose metadata says "1 point" cannot make this quadratic.
 void add_chunks(const torch::Tensor& coord, const torch::Tensor& frag, int64_t max_points,
                 std::vector<torch::Tensor>& out) {
   if (max_points > 0) {
@@ -30,9 +30,20 @@ void add_chunks(const torch::Tensor& coord, const torch::Tensor& frag, int64_t m
   }
   auto fc = coord.index_select(0, frag).contiguous();  // [V,3]
   auto covered = torch::zeros({frag.size(0)}, torch::kBool);
-  while (true) {
+  for (int64_t crops = 0;; ++crops) {
     auto open = covered.logical_not().nonzero();  // [U,1]
     if (open.size(0) == 0) break;
+    if (crops == kMaxChunksPerFragment) {
+      // Crops overlap, so covering can take many more than V / max_points of them: the points
+      // still uncovered go into slabs of max_points along x (bounded work, every point covered).
+      auto rest = open.view({-1});                                                  // [U] local
+      auto order = std::get<1>(fc.index_select(0, rest).select(1, 0).sort());     // [U] by x
+      rest = rest.index_select(0, order);
+      for (int64_t a = 0; a < rest.size(0); a += max_points) {
+        out.push_back(frag.index_select(0, rest.narrow(0, a, std::min(max_points, rest.size(0) - a))));
+      }
+      break;
+    }
     const int64_t j = open[0][0].item<int64_t>();
     auto idx = ops::sphere_crop(fc, fc[j].clone(), max_points);  // [max_points] local
     covered.index_fill_(0, idx, true);
