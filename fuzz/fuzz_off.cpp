@@ -4,11 +4,11 @@
 #include <cstdint>
 
 #include "ewa/datasets/points/cloud_formats.h"
-#include "fuzz_util.h"
+#include "point_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = ewa_fuzz::write_file("input.off", data, size);
-  ewa_fuzz::run("input.off", [&] {
+  ewa_fuzz_points::run("input.off", [&] {
     ewa::datasets::CloudReadOptions o;
     auto vertices = ewa::datasets::open_cloud(path, o);
     if (vertices.cloud.coord.size(1) != 3) std::abort();

@@ -4,11 +4,11 @@
 #include <cstdint>
 
 #include "ewa/datasets/points/cloud_formats.h"
-#include "fuzz_util.h"
+#include "point_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = ewa_fuzz::write_file("input.pcd", data, size);
-  ewa_fuzz::run("input.pcd", [&] {
+  ewa_fuzz_points::run("input.pcd", [&] {
     ewa::datasets::CloudReadOptions o;
     auto s = ewa::datasets::open_cloud(path, o);
     const auto& c = s.cloud;

@@ -5,15 +5,15 @@
 #include <cstdint>
 
 #include "ewa/datasets/points/cloud_formats.h"
-#include "fuzz_util.h"
+#include "point_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string path = ewa_fuzz::write_file("input.h5", data, size);
-  ewa_fuzz::run("input.h5", [&] {
+  ewa_fuzz_points::run("input.h5", [&] {
     auto s = ewa::datasets::open_cloud(path);
     if (s.cloud.size() == 0 || !torch::isfinite(s.cloud.coord).all().item<bool>()) std::abort();
   });
-  ewa_fuzz::run("input.h5", [&] {
+  ewa_fuzz_points::run("input.h5", [&] {
     auto s = ewa::datasets::open_cloud(path + "#0");
     if (s.cloud.size() == 0) std::abort();
   });

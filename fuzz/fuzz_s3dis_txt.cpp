@@ -8,10 +8,10 @@
 
 #include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/s3dis.h"
-#include "fuzz_util.h"
+#include "point_fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  ewa_fuzz::run("chair_1.txt", [&] {
+  ewa_fuzz_points::run("chair_1.txt", [&] {
     auto t = ewa::datasets::parse_xyzrgb_text(std::string_view(reinterpret_cast<const char*>(data), size), "chair_1.txt");
     if (t.xyz.size() != t.rgb.size() || t.xyz.size() % 3 != 0) std::abort();
     if (static_cast<int64_t>(t.issues.size()) > ewa::datasets::kKeptParseIssues) std::abort();  // bounded memory
@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::filesystem::create_directories(ewa_fuzz::scratch_dir() + "/room_1/Annotations");
   ewa_fuzz::write_file("room_1/Annotations/chair_1.txt", data, size);
   const std::string room = ewa_fuzz::scratch_dir() + "/room_1";
-  ewa_fuzz::run("room_1", [&] {
+  ewa_fuzz_points::run("room_1", [&] {
     auto s = ewa::datasets::open_cloud(room);
     if (s.cloud.size() == 0 || !torch::isfinite(s.cloud.coord).all().item<bool>()) std::abort();
     if (!s.cloud.has_segment() || s.cloud.segment.ne(8).any().item<bool>()) std::abort();  // chair = 8

@@ -191,6 +191,11 @@ TEST(PointsHostile, OffCountsAndFaceArityAreBoundedByTheFile) {
   clean_failure(tmp.str("arity.off"));
   write_file(tmp.path() / "neg.off", "OFF\n-3 1 0\n0 0 0\n");
   clean_failure(tmp.str("neg.off"));
+  // fuzz regression (UBSan): a count beyond int64 overflowed the integer parser
+  write_file(tmp.path() / "ovf.off", "OFF\n1000000000000111111000 1 0\n0 0 0\n");
+  clean_failure(tmp.str("ovf.off"));
+  write_file(tmp.path() / "ovf.ply", ply_head("99999999999999999999999") + std::string(12, '\0'));
+  clean_failure(tmp.str("ovf.ply"));
   write_file(tmp.path() / "ok.off", "OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n");
   EXPECT_EQ(open_cloud(tmp.str("ok.off")).cloud.size(), 3);
   CloudReadOptions o;

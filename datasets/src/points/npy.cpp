@@ -56,7 +56,7 @@ torch::Tensor read_npy(const std::string& path) {
   std::string h = bytes.substr(hstart, hlen);
   std::string descr = dict_value(h, "descr", path);
   std::string fortran = dict_value(h, "fortran_order", path);
-  TORCH_CHECK(fortran == "False", path, ": fortran_order=", fortran, " arrays are not supported (save C-order)");
+  TORCH_CHECK(fortran == "False", path, ": fortran_order='", fortran.substr(0, 20), "' arrays are not supported (save C-order)");
   std::string shape_s = dict_value(h, "shape", path);
   std::vector<int64_t> shape;
   if (shape_s.size() < 2 || shape_s.front() != '(' || shape_s.back() != ')') {
@@ -67,8 +67,10 @@ torch::Tensor read_npy(const std::string& path) {
     for (char& c : inner) if (c == ',') c = ' ';
     for (const auto& tok : split_ws(inner)) {
       int64_t v = 0;
-      if (!parse_int_token(tok, v)) bounded::fail(path, "bad .npy shape " + shape_s.substr(0, 80));
-      if (v < 0) bounded::fail(path, "negative dimension " + std::to_string(v) + " in .npy shape " + shape_s.substr(0, 80));
+      if (!parse_int_token(tok, v)) bounded::fail(path, "bad .npy shape '" + shape_s.substr(0, 80) + "'");
+      if (v < 0) {
+        bounded::fail(path, "negative dimension " + std::to_string(v) + " in .npy shape '" + shape_s.substr(0, 80) + "'");
+      }
       shape.push_back(v);
     }
   }
@@ -90,9 +92,9 @@ torch::Tensor read_npy(const std::string& path) {
                 "' (supported: <f4 <f8 |u1 |i1 |b1 <i2 <i4 <i8 and their '>' forms)");
   }
   TORCH_CHECK(order == '<' || order == '|' || order == '>' || order == '=', path, ": bad byte order in '", descr, "'");
-  const int64_t n = bounded::checked_product(shape, path, ".npy shape " + shape_s.substr(0, 80));
+  const int64_t n = bounded::checked_product(shape, path, ".npy shape '" + shape_s.substr(0, 80) + "'");
   size_t data_at = hstart + hlen;
-  bounded::require_bytes(path, ".npy shape " + shape_s.substr(0, 80) + " element count", n, size,
+  bounded::require_bytes(path, ".npy shape '" + shape_s.substr(0, 80) + "' element count", n, size,
                          static_cast<int64_t>(bytes.size() - data_at));
   auto t = torch::empty(shape, st);
   if (n > 0) {
