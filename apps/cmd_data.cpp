@@ -1,5 +1,6 @@
 // `ewa data prepare s3dis RAW OUT` (parallel, resumable HDF5 room cache with a progress bar)
-// and `ewa data synth-rooms OUT --rooms N` (procedural rooms in the raw S3DIS layout).
+// , `ewa data synth-rooms OUT --rooms N` (procedural rooms in the raw S3DIS layout) and
+// `ewa data info PATH...` (any point format of the shared table, summarised).
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -8,6 +9,7 @@
 #include "commands.h"
 #include "ewa/core/progress.h"
 #include "ewa/core/runtime.h"
+#include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/room_cache.h"
 #include "ewa/datasets/points/s3dis.h"
 #include "ewa/datasets/points/synth_rooms.h"
@@ -26,7 +28,8 @@ void add_prepare(CLI::App& data, GlobalOptions& global) {
     int jobs = 0;
     std::vector<int> areas;
     bool overwrite = false, quiet = false;
-    int max_issues = 20;
+    int max_issues = 10;
+    bool refuse_non_finite = false;
   };
   auto args = std::make_shared<Args>();
   auto* s3dis = prepare->add_subcommand(
@@ -46,7 +49,10 @@ void add_prepare(CLI::App& data, GlobalOptions& global) {
   s3dis->add_option("--areas", args->areas, "Only these areas (e.g. --areas 1 2 5)")->expected(1, 6);
   s3dis->add_flag("--overwrite", args->overwrite, "Rewrite rooms that are already prepared");
   s3dis->add_flag("-q,--quiet", args->quiet, "No progress bar");
-  s3dis->add_option("--max-issues", args->max_issues, "Damaged lines listed in the summary")->capture_default_str();
+  s3dis->add_option("--max-issues", args->max_issues, "Damaged lines listed in the summary (the first ones)")
+      ->capture_default_str();
+  s3dis->add_flag("--refuse-non-finite", args->refuse_non_finite,
+                  "Fail a room with a NaN/Inf (or beyond float range) coordinate instead of dropping the line");
   s3dis->callback([&global, args] {
     apply_global_options(global);
     if (!datasets::have_hdf5()) throw std::runtime_error("data prepare s3dis: this build has no HDF5 (EWA_WITH_HDF5)");
@@ -55,6 +61,7 @@ void add_prepare(CLI::App& data, GlobalOptions& global) {
     o.areas = args->areas;
     o.overwrite = args->overwrite;
     o.read.apply_alignment = args->format != "aligned";
+    o.read.refuse_non_finite = args->refuse_non_finite;
     if (args->format == "v1.2") {
       bool any = false;
       for (int a = 1; a <= 6; ++a) {
@@ -80,16 +87,20 @@ void add_prepare(CLI::App& data, GlobalOptions& global) {
     std::cout << "rooms: " << s.rooms << " found, " << s.rooms_written << " written, " << s.rooms_skipped
               << " already prepared, " << s.failed.size() << " failed; " << s.points << " points written\n";
     if (s.repaired_lines > 0 || s.skipped_lines > 0) {
-      std::cout << "damaged lines: " << s.repaired_lines << " repaired, " << s.skipped_lines << " skipped\n";
-      int shown = 0;
+      std::cout << "damaged lines: " << s.repaired_lines << " repaired, " << s.skipped_lines << " skipped";
+      if (s.non_finite_lines > 0) std::cout << " (" << s.non_finite_lines << " with non-finite coordinates)";
+      std::cout << "\n";
+      // The library keeps the first few damaged lines; the rest are only counted.
+      int64_t shown = 0;
       for (const auto& issue : s.issues) {
-        if (shown++ >= args->max_issues) {
-          std::cout << "  ... " << (s.issues.size() - static_cast<size_t>(args->max_issues)) << " more\n";
-          break;
-        }
+        if (shown >= args->max_issues) break;
         std::cout << "  " << issue.to_string() << "\n";
+        ++shown;
       }
+      const int64_t more = s.repaired_lines + s.skipped_lines - shown;
+      if (more > 0) std::cout << "  ... " << more << " more\n";
     }
+    // one line per failed room (prepare_s3dis keeps the first line of each error, no backtrace)
     for (const auto& [room, msg] : s.failed) std::cerr << "failed: " << room << ": " << msg << "\n";
     if (s.rooms == 0) throw std::runtime_error("data prepare s3dis: no rooms (Area_N/<room>/Annotations) under " + args->raw);
     if (!s.failed.empty()) {
@@ -149,6 +160,50 @@ void add_synth_rooms(CLI::App& data, GlobalOptions& global) {
   });
 }
 
+void add_info(CLI::App& data, GlobalOptions& global) {
+  struct Args {
+    std::vector<std::string> paths;
+    bool formats = false, refuse_non_finite = false;
+    std::string label_field = "label";
+  };
+  auto args = std::make_shared<Args>();
+  auto* info = data.add_subcommand(
+      "info", "Read point clouds through the shared format table (as train / segment / view do) and summarise\n"
+              "them; --formats lists the supported formats");
+  info->add_option("paths", args->paths, "Point files, room folders, or file.h5#k items");
+  info->add_flag("--formats", args->formats, "List the supported point formats");
+  info->add_option("--label-field", args->label_field, "PLY/PCD label field")->capture_default_str();
+  info->add_flag("--refuse-non-finite", args->refuse_non_finite, "A NaN/Inf coordinate is an error");
+  info->callback([&global, args] {
+    apply_global_options(global);
+    if (args->formats || args->paths.empty()) {
+      for (const auto* f : datasets::cloud_formats()) std::cout << f->name << "\t" << f->description << "\n";
+      if (args->paths.empty()) return;
+    }
+    datasets::CloudReadOptions o;
+    o.label_field = args->label_field;
+    o.refuse_non_finite = args->refuse_non_finite;
+    for (const auto& p : args->paths) {
+      const auto s = datasets::open_cloud(p, o);
+      const auto& c = s.cloud;
+      std::cout << p << ": " << s.format << ", " << c.size() << " points";
+      if (c.has_color()) std::cout << ", colour";
+      if (c.has_normal()) std::cout << ", normals";
+      if (c.has_segment()) {
+        std::cout << ", labels " << c.segment.min().item<int64_t>() << ".." << c.segment.max().item<int64_t>();
+      }
+      if (c.has_instance()) std::cout << ", instances";
+      for (const auto& [k, t] : c.extra) std::cout << ", " << k;
+      if (s.non_finite > 0) std::cout << "; " << s.non_finite << " non-finite points dropped";
+      if (s.damaged_lines > 0) std::cout << "; " << s.damaged_lines << " damaged lines";
+      std::cout << "\n";
+      for (const auto& issue : s.issues) std::cout << "  " << issue.to_string() << "\n";
+      const int64_t more = s.damaged_lines - static_cast<int64_t>(s.issues.size());
+      if (more > 0) std::cout << "  ... " << more << " more\n";
+    }
+  });
+}
+
 }  // namespace
 
 void add_data_command(CLI::App& app, GlobalOptions& global) {
@@ -156,6 +211,7 @@ void add_data_command(CLI::App& app, GlobalOptions& global) {
   data->require_subcommand(1);
   add_prepare(*data, global);
   add_synth_rooms(*data, global);
+  add_info(*data, global);
   add_data_export_images_command(*data, global);
 }
 

@@ -1,5 +1,5 @@
-// `ewa segment MODEL INPUT... --out pred.ply [--npy pred.npy] [--tta]`: label S3DIS rooms,
-// prepared rooms, PLY / PCD / .npy clouds with a trained Point Transformer (fragment voting).
+// `ewa segment MODEL INPUT... --out pred.ply [--npy pred.npy] [--tta]`: label any scene of the
+// shared point-format table with a trained Point Transformer (fragment voting).
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -28,8 +28,7 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "segment",
       "Label point clouds with a trained segmentation model (fragment voting over the whole scene).\n"
-      "INPUT: an S3DIS room folder (Annotations), a prepared room (.h5), a Pointcept room folder,\n"
-      ".ply / .pcd (a label field is read as ground truth), .npy [N,3|6|7] or an S3DIS .txt");
+      "INPUT: PLY, PCD, .npy, text (x y z [r g b] [label]), OFF, ModelNet .txt / HDF5 (file.h5#k),\nPointNet HDF5 blocks (file.h5#k), prepared rooms (.h5), S3DIS room folders, Pointcept folders\n(the same list for train / segment / view: `ewa data info --formats`); a label field is read as ground truth");
   cmd->add_option("model", args->model, "model.safetensors written by `ewa train`")->required()->check(CLI::ExistingFile);
   cmd->add_option("input", args->inputs, "Scenes to segment")->required()->expected(1, -1);
   cmd->add_option("-o,--out", args->out,

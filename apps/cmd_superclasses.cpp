@@ -2,69 +2,29 @@
 // classes of a dense model's confusion matrix into E super-classes for per_image routing.
 #include <torch/torch.h>
 
-#include <fstream>
+#include <algorithm>
 #include <iostream>
 #include <memory>
-#include <sstream>
 #include <vector>
 
 #include "commands.h"
+#include "ewa/core/report.h"
 #include "ewa/core/routers.h"
 
 namespace ewa::app {
 
 namespace {
 
-/// Reads a K x K matrix of numbers (comma/space/tab separated; '#' comments; a first row
-/// that is not numeric is a header and skipped). Throws naming the file and line.
+/// The K x K matrix of a confusion CSV (core's reader: separators, header, comments, and
+/// finite non-negative counts checked there) as double [K, K].
 torch::Tensor read_confusion(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("confusion matrix '" + path + "': cannot open");
-  std::vector<std::vector<double>> rows;
-  std::string line;
-  int line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
-    for (char& ch : line) {
-      if (ch == ',' || ch == ';' || ch == '\t' || ch == '\r') ch = ' ';
-    }
-    std::istringstream ss(line);
-    std::vector<double> row;
-    std::string cell;
-    bool numeric = true;
-    while (ss >> cell) {
-      try {
-        size_t used = 0;
-        row.push_back(std::stod(cell, &used));
-        if (used != cell.size()) numeric = false;
-      } catch (const std::exception&) {
-        numeric = false;
-      }
-    }
-    if (row.empty() && numeric) continue;  // blank line
-    if (!numeric) {
-      if (rows.empty()) continue;  // header
-      throw std::runtime_error("confusion matrix '" + path + "', line " + std::to_string(line_no) +
-                               ": expected numbers only");
-    }
-    if (!rows.empty() && row.size() != rows.front().size()) {
-      throw std::runtime_error("confusion matrix '" + path + "', line " + std::to_string(line_no) + ": " +
-                               std::to_string(row.size()) + " columns, expected " +
-                               std::to_string(rows.front().size()));
-    }
-    rows.push_back(std::move(row));
-  }
-  if (rows.empty()) throw std::runtime_error("confusion matrix '" + path + "': no rows");
-  const int64_t k = static_cast<int64_t>(rows.size());
-  if (static_cast<int64_t>(rows.front().size()) != k) {
-    throw std::runtime_error("confusion matrix '" + path + "': " + std::to_string(k) + " rows but " +
-                             std::to_string(rows.front().size()) + " columns (must be square)");
-  }
+  const ConfusionMatrix m = read_confusion_csv(path);
+  if (m.counts.empty()) throw std::runtime_error("confusion matrix '" + path + "': cannot open, or no rows");
+  const int64_t k = static_cast<int64_t>(m.counts.size());
   auto out = torch::empty({k, k}, torch::kDouble);
   auto* p = out.data_ptr<double>();
   for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j < k; ++j) p[i * k + j] = rows[static_cast<size_t>(i)][static_cast<size_t>(j)];
+    std::copy(m.counts[static_cast<size_t>(i)].begin(), m.counts[static_cast<size_t>(i)].end(), p + i * k);
   }
   return out;
 }

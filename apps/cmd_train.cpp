@@ -59,7 +59,7 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     const config::Node resolved = entry.resolve(root, file);
     int threads = -1;
     if (const config::Node* run = resolved.find("run")) {
-      if (const config::Node* t = run->find("threads")) threads = std::stoi(t->scalar);
+      if (const config::Node* t = run->find("threads")) config::decode_value(*t, {file, "run.threads"}, threads);
     }
     apply_global_options(global, threads);
     if (!entry.train) not_available(task, "train");

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "ewa/core/config.h"
+#include "ewa/core/error_text.h"
 #include "ewa/core/runtime.h"
 
 int main(int argc, char** argv) {
@@ -69,11 +70,9 @@ int main(int argc, char** argv) {
     std::cerr << "ewa: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    // c10::Error appends a C++ backtrace after the first line; users get the message.
-    auto nl = msg.find("\nException raised from");
-    if (nl != std::string::npos) msg = msg.substr(0, nl);
-    std::cerr << "ewa: error: " << msg << "\n";
+    // One line: LibTorch errors without their backtrace, allocator failures as "out of
+    // memory", no bare library text (error_text.h).
+    std::cerr << "ewa: error: " << ewa::error_line(e) << "\n";
     return 1;
   }
   return 0;

@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -60,25 +61,71 @@ void write_meta(torch::serialize::OutputArchive& a, const TrainingState& s) {
   a.write("meta.rng_state", s.rng_state.defined() ? s.rng_state : torch::empty({0}, torch::kUInt8));
 }
 
-TrainingState read_meta(torch::serialize::InputArchive& a) {
+/// A tensor read from a (possibly hostile) archive must lie within its storage: the archive
+/// stores sizes, strides and offset apart from the storage bytes, and LibTorch does not check
+/// that they agree, so a damaged file would otherwise read past the storage.
+void check_within_storage(const torch::Tensor& t, const std::string& key, const std::string& path) {
+  if (!t.defined()) throw CheckpointError(path, "entry '" + key + "' holds no tensor");
+  if (t.layout() != torch::kStrided || !t.has_storage() || !t.device().is_cpu()) {
+    throw CheckpointError(path, "entry '" + key + "' is not a dense CPU tensor");
+  }
+  if (t.numel() == 0) return;
+  int64_t last = t.storage_offset();
+  bool ok = last >= 0;
+  for (int64_t d = 0; ok && d < t.dim(); ++d) {
+    int64_t step = 0;
+    ok = t.stride(d) >= 0 && !__builtin_mul_overflow(t.size(d) - 1, t.stride(d), &step) &&
+         !__builtin_add_overflow(last, step, &last);
+  }
+  int64_t need = 0;
+  ok = ok && !__builtin_add_overflow(last, int64_t{1}, &need) &&
+       !__builtin_mul_overflow(need, static_cast<int64_t>(t.element_size()), &need);
+  if (!ok || need > static_cast<int64_t>(t.storage().nbytes())) {
+    std::ostringstream m;
+    m << "entry '" << key << "' of shape " << t.sizes() << " reaches past its " << t.storage().nbytes()
+      << "-byte storage (damaged file)";
+    throw CheckpointError(path, m.str());
+  }
+}
+
+TrainingState read_meta(torch::serialize::InputArchive& a, const std::string& path) {
   auto rd = [&](const char* key) {
     torch::Tensor t;
     a.read(key, t);
+    check_within_storage(t, key, path);
+    return t;
+  };
+  auto one = [&](const char* key) {
+    torch::Tensor t = rd(key);
+    if (t.numel() != 1 || t.is_complex()) {
+      throw CheckpointError(path, std::string("entry '") + key + "' must hold one number, holds " +
+                                      std::to_string(t.numel()));
+    }
     return t;
   };
   TrainingState s;
-  s.step = rd("meta.step").item<int64_t>();
-  s.epoch = rd("meta.epoch").item<int64_t>();
-  s.batch_in_epoch = rd("meta.batch_in_epoch").item<int64_t>();
-  s.ewa_step = rd("meta.ewa_step").item<int64_t>();
-  s.epoch_done = rd("meta.epoch_done").item<int64_t>() != 0;
-  s.has_best = rd("meta.has_best").item<int64_t>() != 0;
-  s.best_metric = rd("meta.best_metric").item<double>();
+  auto i64 = [&](const char* key) {
+    torch::Tensor t = one(key);
+    if (t.is_floating_point()) {
+      const double d = t.item<double>();
+      if (!std::isfinite(d) || std::fabs(d) > 9.0e15) {
+        throw CheckpointError(path, std::string("entry '") + key + "' is not an integer");
+      }
+    }
+    return t.to(torch::kInt64).item<int64_t>();
+  };
+  s.step = i64("meta.step");
+  s.epoch = i64("meta.epoch");
+  s.batch_in_epoch = i64("meta.batch_in_epoch");
+  s.ewa_step = i64("meta.ewa_step");
+  s.epoch_done = i64("meta.epoch_done") != 0;
+  s.has_best = i64("meta.has_best") != 0;
+  s.best_metric = one("meta.best_metric").to(torch::kDouble).item<double>();
   s.best_metric_name = tensor_to_string(rd("meta.best_metric_name"));
   s.config_hash = tensor_to_string(rd("meta.config_hash"));
-  s.world_size = rd("meta.world_size").item<int64_t>();
+  s.world_size = i64("meta.world_size");
   s.data_state = tensor_to_string(rd("meta.data_state"));
-  if (rd("meta.has_rng").item<int64_t>() != 0) s.rng_state = rd("meta.rng_state").clone();
+  if (i64("meta.has_rng") != 0) s.rng_state = rd("meta.rng_state").clone();
   return s;
 }
 
@@ -103,6 +150,12 @@ std::string read_payload(const std::string& path) {
   std::string payload = bytes.substr(kHeader);
   if (crc32_of(payload) != crc) throw CheckpointError(path, "corrupted: CRC32 mismatch");
   return payload;
+}
+
+/// The first line of a library message (TorchScript errors quote source over several lines).
+std::string first_line(const std::string& text) {
+  const auto nl = text.find('\n');
+  return nl == std::string::npos ? text : text.substr(0, nl);
 }
 
 void fsync_dir(const fs::path& dir) {
@@ -193,7 +246,7 @@ TrainingState load_impl(const std::string& path, torch::nn::Module* model, torch
   std::map<std::string, torch::Tensor> tensors;
   try {
     archive.load_from(payload.data(), payload.size());
-    state = read_meta(archive);
+    state = read_meta(archive, path);
     if (model != nullptr) {
       // Phase 1: read and check every tensor before anything is modified.
       auto check = [&](const std::string& key, const torch::Tensor& dst, bool is_buffer) {
@@ -202,6 +255,7 @@ TrainingState load_impl(const std::string& path, torch::nn::Module* model, torch
           throw CheckpointError(path, "has no entry for model " + std::string(is_buffer ? "buffer" : "parameter") +
                                           " '" + key + "' (checkpoint of another model?)");
         }
+        check_within_storage(t, "model/" + key, path);
         if (t.sizes() != dst.sizes()) {
           std::ostringstream m;
           m << "shape of '" << key << "' is " << t.sizes() << " in the file but " << dst.sizes() << " in the model";
@@ -216,8 +270,10 @@ TrainingState load_impl(const std::string& path, torch::nn::Module* model, torch
     }
   } catch (const CheckpointError&) {
     throw;
+  } catch (const c10::Error& e) {  // LibTorch's archive reader: its message, never its backtrace
+    throw CheckpointError(path, std::string("unreadable: ") + first_line(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw CheckpointError(path, std::string("unreadable: ") + e.what());
+    throw CheckpointError(path, std::string("unreadable: ") + first_line(e.what()));
   }
   if (model != nullptr) {
     torch::NoGradGuard ng;
@@ -231,8 +287,11 @@ TrainingState load_impl(const std::string& path, torch::nn::Module* model, torch
       torch::serialize::InputArchive opt_archive;
       if (!archive.try_read("optimizer", opt_archive)) throw std::runtime_error("no optimizer state in the file");
       optimizer->load(opt_archive);
+    } catch (const c10::Error& e) {
+      throw CheckpointError(path, std::string("optimizer state does not match: ") +
+                                      first_line(e.what_without_backtrace()));
     } catch (const std::exception& e) {
-      throw CheckpointError(path, std::string("optimizer state does not match: ") + e.what());
+      throw CheckpointError(path, std::string("optimizer state does not match: ") + first_line(e.what()));
     }
   }
   return state;

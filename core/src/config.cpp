@@ -4,31 +4,77 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <unordered_set>
 
 namespace ewa::config {
 namespace {
+
+/// `text` on one line: control characters escaped (\n, \t, \xNN), at most `max` bytes.
+std::string one_line(const std::string& text, size_t max) {
+  std::string out;
+  for (char ch : text) {
+    if (out.size() >= max) {
+      out += "...";
+      break;
+    }
+    const auto u = static_cast<unsigned char>(ch);
+    if (ch == '\n') {
+      out += "\\n";
+    } else if (ch == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", u);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
 
 std::string format_error(const std::string& file, int line, const std::string& key_path,
                          const std::string& message) {
   std::ostringstream os;
   os << (file.empty() ? std::string("<config>") : file);
   if (line > 0) os << ":" << line;
-  if (!key_path.empty()) os << ": " << key_path;
-  os << ": " << message;
+  if (!key_path.empty()) os << ": " << one_line(key_path, 200);
+  os << ": " << one_line(message, 1000);
   if (line < 0) os << " (set on the command line with --set)";
   return os.str();
 }
 
-Node from_yaml(const YAML::Node& y) {
+// Limits on what one config may expand to. yaml-cpp shares the node of an anchor between its
+// aliases, but the copy below expands them: without a budget, nested aliases ("billion
+// laughs") grow exponentially, and an anchor used inside itself never ends.
+constexpr int64_t kMaxConfigNodes = 100000;
+constexpr int kMaxConfigDepth = 64;
+constexpr size_t kMaxConfigFileBytes = 16u << 20;
+
+struct YamlBudget {
+  int64_t nodes = 0;
+};
+
+Node from_yaml(const YAML::Node& y, YamlBudget& budget, int depth) {
   Node n;
   n.line = y.Mark().line >= 0 ? y.Mark().line + 1 : 0;
+  if (++budget.nodes > kMaxConfigNodes) {
+    throw ConfigError("", n.line, "", "the document expands to more than " + std::to_string(kMaxConfigNodes) +
+                                          " values (nested or self-referencing aliases?)");
+  }
+  if (depth > kMaxConfigDepth) {
+    throw ConfigError("", n.line, "", "nesting deeper than " + std::to_string(kMaxConfigDepth) +
+                                          " levels (a self-referencing alias?)");
+  }
   switch (y.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -45,25 +91,34 @@ Node from_yaml(const YAML::Node& y) {
       break;
     case YAML::NodeType::Sequence:
       n.kind = Node::Kind::kSequence;
-      for (const auto& item : y) n.items.push_back(from_yaml(item));
+      for (const auto& item : y) n.items.push_back(from_yaml(item, budget, depth + 1));
       break;
-    case YAML::NodeType::Map:
+    case YAML::NodeType::Map: {
       n.kind = Node::Kind::kMap;
+      std::unordered_set<std::string> seen;  // duplicate check in O(keys), not O(keys^2)
       for (const auto& kv : y) {
-        std::string key = kv.first.as<std::string>();
-        for (const auto& e : n.entries) {
-          if (e.first == key) {
-            throw ConfigError("", kv.first.Mark().line + 1, key, "duplicate key");
-          }
+        const int key_line = kv.first.Mark().line + 1;
+        if (!kv.first.IsScalar()) {
+          throw ConfigError("", key_line, "", "map keys must be plain strings, found a " +
+                                                  std::string(kv.first.IsMap() ? "map" : kv.first.IsSequence() ? "sequence" : "null") +
+                                                  " as a key");
         }
-        Node child = from_yaml(kv.second);
-        child.key_line = kv.first.Mark().line + 1;
+        std::string key = kv.first.Scalar();
+        if (!seen.insert(key).second) throw ConfigError("", key_line, key, "duplicate key");
+        Node child = from_yaml(kv.second, budget, depth + 1);
+        child.key_line = key_line;
         if (child.line == 0) child.line = child.key_line;
-        n.entries.emplace_back(key, std::move(child));
+        n.entries.emplace_back(std::move(key), std::move(child));
       }
       break;
+    }
   }
   return n;
+}
+
+Node from_yaml(const YAML::Node& y) {
+  YamlBudget budget;
+  return from_yaml(y, budget, 0);
 }
 
 Node parse(const std::string& text, const std::string& name) {
@@ -133,6 +188,18 @@ std::string emit_scalar(const Node& n) {
   return e.c_str();
 }
 
+/// A map key as YAML: plain when it is a simple identifier, double-quoted otherwise (a key
+/// such as "a: b" or "#x" written plainly would not read back).
+std::string emit_key(const std::string& key) {
+  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.' || ch == '/';
+  }) && key[0] != '-' && key != "null" && key != "Null" && key != "NULL";
+  if (plain) return key;
+  YAML::Emitter e;
+  e << YAML::DoubleQuoted << key;
+  return e.c_str();
+}
+
 void emit(const Node& n, int indent, std::ostringstream& os, bool /*inline_start*/) {
   const std::string pad(static_cast<size_t>(indent), ' ');
   if (n.is_map()) {
@@ -142,7 +209,7 @@ void emit(const Node& n, int indent, std::ostringstream& os, bool /*inline_start
     }
     os << "\n";
     for (const auto& [k, v] : n.entries) {
-      os << pad << k << ":";
+      os << pad << emit_key(k) << ":";
       if (v.is_map() || (v.is_sequence() && !v.items.empty())) {
         emit(v, indent + 2, os, false);
       } else if (v.is_sequence()) {
@@ -226,7 +293,7 @@ std::string Node::describe() const {
     case Kind::kNull:
       return "null";
     case Kind::kScalar:
-      return "'" + scalar + "'";
+      return "'" + one_line(scalar, 80) + "'";
     case Kind::kSequence:
       return "a sequence";
     case Kind::kMap:
@@ -238,6 +305,13 @@ std::string Node::describe() const {
 Node parse_yaml_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(path, 0, "", "cannot open config file");
+  in.seekg(0, std::ios::end);
+  const auto bytes = static_cast<std::streamoff>(in.tellg());
+  if (bytes > static_cast<std::streamoff>(kMaxConfigFileBytes)) {
+    throw ConfigError(path, 0, "", "file of " + std::to_string(bytes) + " bytes is larger than the " +
+                                       std::to_string(kMaxConfigFileBytes >> 20) + " MB a config may have");
+  }
+  in.seekg(0, std::ios::beg);
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse(ss.str(), path);
@@ -270,7 +344,7 @@ void apply_override(Node& root, const std::string& assignment) {
     YAML::Node y = YAML::Load(value.empty() ? std::string("''") : value);
     parsed = from_yaml(y);
   } catch (const YAML::Exception& e) {
-    throw ConfigError("--set", 0, path, "cannot parse value '" + value + "': " + e.msg);
+    throw ConfigError("--set", 0, path, "cannot parse value '" + one_line(value, 80) + "': " + e.msg);
   }
   parsed.line = -1;
   Node* cur = &root;
@@ -313,20 +387,30 @@ void decode_scalar(const Node& n, const Context& c, int& out) { decode_integer(n
 void decode_scalar(const Node& n, const Context& c, int64_t& out) { decode_integer(n, c, out); }
 void decode_scalar(const Node& n, const Context& c, double& out) {
   const std::string& s = n.scalar;
-  if (!n.quoted) {
-    if (s == ".inf" || s == "inf") return void(out = std::numeric_limits<double>::infinity());
-    if (s == "-.inf" || s == "-inf") return void(out = -std::numeric_limits<double>::infinity());
-    if (s == ".nan" || s == "nan") return void(out = std::numeric_limits<double>::quiet_NaN());
+  if (!n.quoted && !s.empty()) {
     char* end = nullptr;
     errno = 0;
-    double d = std::strtod(s.c_str(), &end);
-    if (!s.empty() && end == s.c_str() + s.size() && errno == 0) return void(out = d);
+    const double d = std::strtod(s.c_str(), &end);
+    if (end == s.c_str() + s.size()) {
+      const bool underflow = errno == ERANGE && std::fabs(d) < 1.0;  // 1e-400 reads as 0
+      if (std::isfinite(d) && (errno == 0 || underflow)) return void(out = d);
+      fail(n, c, "expected a finite number, found " + n.describe());
+    }
+    // YAML's spellings of infinity and not-a-number: never a valid setting.
+    static const char* kNonFinite[] = {".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf",
+                                       "-.Inf", "-.INF", ".nan", ".NaN", ".NAN"};
+    for (const char* t : kNonFinite) {
+      if (s == t) fail(n, c, "expected a finite number, found " + n.describe());
+    }
   }
   fail(n, c, "expected a number, found " + n.describe());
 }
 void decode_scalar(const Node& n, const Context& c, float& out) {
   double d = 0;
   decode_scalar(n, c, d);
+  if (std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) {
+    fail(n, c, "expected a finite number within the float range, found " + n.describe());
+  }
   out = static_cast<float>(d);
 }
 void decode_scalar(const Node& n, const Context& c, std::string& out) { out = n.scalar; }

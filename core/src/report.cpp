@@ -173,45 +173,67 @@ double as_double(const nlohmann::json& j) { return j.is_number() ? j.get<double>
 
 ConfusionMatrix read_confusion_csv(const std::string& path) {
   ConfusionMatrix m;
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return m;
+  auto fail = [&](int line_no, const std::string& why) {
+    throw std::runtime_error("confusion matrix '" + path + "'" +
+                             (line_no > 0 ? ", line " + std::to_string(line_no) : std::string()) + ": " + why);
+  };
   std::string line;
-  int lineno = 0;
+  int line_no = 0;
+  bool header_seen = false;
   while (std::getline(in, line)) {
-    ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+    ++line_no;
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    // Cells: split on ',' (what `ewa eval` writes), else on ';' or tabs, else on blanks.
+    const char* seps = line.find(',') != std::string::npos   ? ","
+                       : line.find(';') != std::string::npos ? ";"
+                       : line.find('\t') != std::string::npos ? "\t"
+                                                              : " ";
     std::vector<std::string> cells;
-    std::stringstream ss(line);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) cells.push_back(cell);
+    size_t start = 0;
+    while (start <= line.size()) {
+      const size_t end = line.find_first_of(seps, start);
+      std::string cell = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      const size_t b0 = cell.find_first_not_of(" \t\r");
+      cell = b0 == std::string::npos ? std::string() : cell.substr(b0, cell.find_last_not_of(" \t\r") - b0 + 1);
+      if (!(seps[0] == ' ' && cell.empty())) cells.push_back(std::move(cell));
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    if (cells.empty() || (cells.size() == 1 && cells[0].empty())) continue;  // blank line
     std::vector<double> row;
+    row.reserve(cells.size());
     bool numeric = true;
     for (const auto& c : cells) {
       char* end = nullptr;
       const double v = std::strtod(c.c_str(), &end);
-      if (c.empty() || end == c.c_str() || *end != '\0') {
+      if (c.empty() || end != c.c_str() + c.size()) {
         numeric = false;
         break;
       }
+      if (!std::isfinite(v) || v < 0) fail(line_no, "expected counts (finite numbers >= 0), found '" + c + "'");
       row.push_back(v);
     }
     if (!numeric) {
-      if (m.counts.empty() && m.names.empty()) {
-        m.names = cells;
+      if (m.counts.empty() && !header_seen) {  // the first row may name the classes
+        header_seen = true;
+        m.names = std::move(cells);
         continue;
       }
-      throw std::runtime_error(path + ":" + std::to_string(lineno) + ": expected comma-separated numbers");
+      fail(line_no, "expected numbers only");
     }
     if (!m.counts.empty() && row.size() != m.counts[0].size()) {
-      throw std::runtime_error(path + ":" + std::to_string(lineno) + ": expected " +
-                               std::to_string(m.counts[0].size()) + " columns, found " + std::to_string(row.size()));
+      fail(line_no, std::to_string(row.size()) + " columns, expected " + std::to_string(m.counts[0].size()));
+    }
+    if (m.counts.size() >= row.size()) {  // more rows than columns: cannot be square
+      fail(line_no, "more rows than the " + std::to_string(row.size()) + " columns (must be square)");
     }
     m.counts.push_back(std::move(row));
   }
   if (!m.counts.empty() && m.counts.size() != m.counts[0].size()) {
-    throw std::runtime_error(path + ": confusion matrix must be square, found " + std::to_string(m.counts.size()) +
-                             "x" + std::to_string(m.counts[0].size()));
+    fail(0, std::to_string(m.counts.size()) + " rows but " + std::to_string(m.counts[0].size()) +
+                " columns (must be square)");
   }
   return m;
 }

@@ -95,9 +95,10 @@ TEST(Cli3d, BadInputsGiveCleanErrors) {
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.err.find(tmp.str("raw")), std::string::npos) << r.err;
 
-  // an annotation file with NaN coordinates: the room fails, nothing is written for it
+  // an annotation file with NaN coordinates: refused on request, the room fails, nothing is
+  // written for it (by default the line is dropped and counted: test_cli_point_formats.cpp)
   write_file(tmp.path() / "raw2/Area_1/office_1/Annotations/wall_1.txt", "0 0 0 1 2 3\nnan 1 1 1 2 3\n");
-  r = run_ewa("data prepare s3dis " + q(tmp.str("raw2")) + " " + q(tmp.str("cache2")) + " -q");
+  r = run_ewa("data prepare s3dis " + q(tmp.str("raw2")) + " " + q(tmp.str("cache2")) + " -q --refuse-non-finite");
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("office_1"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(tmp.str("cache2/Area_1/office_1.h5")));

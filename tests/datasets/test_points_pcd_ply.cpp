@@ -56,7 +56,7 @@ void check_cloud(const PointFields& f) {
   EXPECT_TRUE(torch::equal(c.segment, torch::tensor({-1, 0, 1}, torch::kInt64)));
   EXPECT_TRUE(torch::equal(c.color[0], torch::tensor({255, 128, 1}, torch::kUInt8)));
   EXPECT_TRUE(torch::equal(c.color[1], torch::tensor({16, 32, 48}, torch::kUInt8)));
-  EXPECT_THROW(f.get("intensity"), c10::Error);
+  EXPECT_THROW(f.get("intensity"), std::exception);
 }
 }  // namespace
 
@@ -69,10 +69,10 @@ TEST(PointsLzf, DecodesLiteralsAndOverlappingBackReferences) {
   const uint8_t in2[] = {0x00, 'x', (7 << 5) | 0, 20 - 9, 0};
   auto out2 = lzf_decompress(in2, sizeof in2, 21);
   EXPECT_EQ(std::string(out2.begin(), out2.end()), std::string(21, 'x'));
-  EXPECT_THROW(lzf_decompress(in, sizeof in, 8), c10::Error);   // too long for the buffer
-  EXPECT_THROW(lzf_decompress(in, sizeof in, 12), c10::Error);  // too short
+  EXPECT_THROW(lzf_decompress(in, sizeof in, 8), std::exception);   // too long for the buffer
+  EXPECT_THROW(lzf_decompress(in, sizeof in, 12), std::exception);  // too short
   const uint8_t bad[] = {(1 << 5) | 0, 5};                      // reference before start
-  EXPECT_THROW(lzf_decompress(bad, sizeof bad, 3), c10::Error);
+  EXPECT_THROW(lzf_decompress(bad, sizeof bad, 3), std::exception);
 }
 
 TEST(PointsPcd, AsciiBinaryAndCompressedAgree) {
@@ -102,9 +102,9 @@ TEST(PointsPcd, AsciiBinaryAndCompressedAgree) {
     check_cloud(read_point_fields(tmp.str(n)));
   }
   write_file(tmp.path() / "t.pcd", header("binary_compressed") + std::string(reinterpret_cast<char*>(sizes), 8));
-  EXPECT_THROW(read_pcd(tmp.str("t.pcd")), c10::Error);
+  EXPECT_THROW(read_pcd(tmp.str("t.pcd")), std::exception);
   write_file(tmp.path() / "short.pcd", header("binary") + "xx");
-  EXPECT_THROW(read_pcd(tmp.str("short.pcd")), c10::Error);
+  EXPECT_THROW(read_pcd(tmp.str("short.pcd")), std::exception);
 }
 
 TEST(PointsPly, AsciiAndBinaryWithLabelsAndFaces) {
@@ -144,7 +144,7 @@ TEST(PointsPly, AsciiAndBinaryWithLabelsAndFaces) {
     EXPECT_EQ(f.get("label")[1].item<int64_t>(), 60001);  // ushort widened, not negative
   }
   write_file(tmp.path() / "bad.ply", "ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nend_header\n1\n");
-  EXPECT_THROW(read_ply(tmp.str("bad.ply")), c10::Error);
+  EXPECT_THROW(read_ply(tmp.str("bad.ply")), std::exception);
 }
 
 TEST(PointsPly, WriterRoundTripsBinaryAndAscii) {
@@ -166,7 +166,7 @@ TEST(PointsPly, WriterRoundTripsBinaryAndAscii) {
   }
   write_labelled_ply(tmp.str("nogt.ply"), coord, {}, label);
   EXPECT_FALSE(read_ply(tmp.str("nogt.ply")).has("gt"));
-  EXPECT_THROW(write_labelled_ply(tmp.str("x.ply"), coord, color, label.narrow(0, 0, 5)), c10::Error);
+  EXPECT_THROW(write_labelled_ply(tmp.str("x.ply"), coord, color, label.narrow(0, 0, 5)), std::exception);
 }
 
 TEST(PointsLabelMap, ParsesAndAppliesFirstMatchingRule) {
@@ -174,9 +174,9 @@ TEST(PointsLabelMap, ParsesAndAppliesFirstMatchingRule) {
   ASSERT_EQ(m.rules.size(), 3u);
   auto out = apply_label_map(torch::tensor({0, 1, 9, 10, 19, 20, 35, 1000}, torch::kInt64), m);
   EXPECT_TRUE(torch::equal(out, torch::tensor({-1, 0, 0, -1, -1, 1, 1, 1}, torch::kInt64)));
-  EXPECT_THROW(parse_label_map("1-x:0"), c10::Error);
-  EXPECT_THROW(parse_label_map(""), c10::Error);
-  EXPECT_THROW(apply_label_map(torch::ones({2}), m), c10::Error);
+  EXPECT_THROW(parse_label_map("1-x:0"), std::exception);
+  EXPECT_THROW(parse_label_map(""), std::exception);
+  EXPECT_THROW(apply_label_map(torch::ones({2}), m), std::exception);
 }
 
 TEST(PointsPcd, RealMosdLearn0) {

@@ -3,19 +3,18 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "ewa/datasets/points/s3dis.h"
 #include "ewa/viewer/scene.h"
 
 namespace ewa::viewer {
 
 namespace {
 
-// The palette used by the common S3DIS tools (PointNet / Point Transformer visualisations).
-const std::vector<std::pair<const char*, Rgb8>> kS3dis = {
-    {"ceiling", {0, 255, 0}},      {"floor", {0, 0, 255}},       {"wall", {0, 255, 255}},
-    {"beam", {255, 255, 0}},       {"column", {255, 0, 255}},    {"window", {100, 100, 255}},
-    {"door", {200, 200, 100}},     {"table", {170, 120, 200}},   {"chair", {255, 0, 0}},
-    {"sofa", {200, 100, 100}},     {"bookcase", {10, 200, 100}}, {"board", {200, 200, 200}},
-    {"clutter", {50, 50, 50}}};
+// The palette used by the common S3DIS tools (PointNet / Point Transformer visualisations),
+// in the order of datasets::s3dis_class_names() (ceiling ... clutter).
+const Rgb8 kS3disPalette[13] = {{0, 255, 0},     {0, 0, 255},     {0, 255, 255},   {255, 255, 0}, {255, 0, 255},
+                                {100, 100, 255}, {200, 200, 100}, {170, 120, 200}, {255, 0, 0},   {200, 100, 100},
+                                {10, 200, 100},  {200, 200, 200}, {50, 50, 50}};
 
 // Colours for class-file lines without r g b (distinct, saturated; cycles after 20).
 const Rgb8 kFallback[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},  {148, 103, 189},
@@ -27,9 +26,10 @@ const Rgb8 kFallback[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 
 
 LabelTable LabelTable::s3dis() {
   LabelTable t;
-  for (const auto& [name, c] : kS3dis) {
-    t.names.emplace_back(name);
-    t.colors.push_back(c);
+  const auto& names = datasets::s3dis_class_names();  // the one S3DIS class list
+  for (size_t i = 0; i < names.size(); ++i) {
+    t.names.push_back(names[i]);
+    t.colors.push_back(i < 13 ? kS3disPalette[i] : kFallback[i % 20]);
   }
   return t;
 }

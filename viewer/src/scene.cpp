@@ -3,6 +3,7 @@
 #include "ewa/viewer/scene.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <iomanip>
 #include <limits>
@@ -11,7 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "point_io.h"
+#include "ewa/datasets/points/cloud_formats.h"
 
 namespace ewa::viewer {
 
@@ -61,43 +62,68 @@ const char* color_mode_name(ColorMode m) {
   return "?";
 }
 
+namespace {
+// int64 [N] tensor -> vector (labels beyond int32 become -2: outside every class table).
+std::vector<int32_t> label_vector(const torch::Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return {};
+  auto v = t.reshape({-1}).to(torch::kInt64);
+  v = torch::where(v.gt(INT32_MAX).logical_or(v.lt(INT32_MIN)), torch::full_like(v, -2), v).to(torch::kInt32).contiguous();
+  return std::vector<int32_t>(v.data_ptr<int32_t>(), v.data_ptr<int32_t>() + v.numel());
+}
+}  // namespace
+
 Scene Scene::load(const SceneInputs& in) {
   LabelTable table = LabelTable::from_spec(in.classes);
-  detail::RawCloud raw = detail::read_point_file(in.cloud_path);
-  auto take = [&raw](const char* k) {
-    auto it = raw.ints.find(k);
-    if (it == raw.ints.end()) return std::vector<int32_t>();
-    std::vector<int32_t> v = std::move(it->second);
-    raw.ints.erase(it);
-    return v;
+  // Every point format goes through the shared datasets table (the viewer parses no file).
+  datasets::CloudReadOptions ro;
+  ro.label_field = "label";
+  datasets::CloudScene scene = datasets::open_cloud(in.cloud_path, ro);
+  const datasets::PointCloudData& cloud = scene.cloud;
+  const int64_t n = cloud.size();
+  auto extra = [&](const char* k) {
+    auto it = cloud.extra.find(k);
+    return it == cloud.extra.end() ? torch::Tensor() : it->second;
   };
-  std::vector<int32_t> label = take("label"), gt = take("gt"), pred = take("pred");
+  std::vector<int32_t> label = label_vector(cloud.segment);
+  std::vector<int32_t> gt, pred;
+  if (auto t = extra("gt"); t.defined() && !t.is_floating_point()) gt = label_vector(t);
+  if (auto t = extra("pred"); t.defined() && !t.is_floating_point()) pred = label_vector(t);
   // A lone `label` field is ground truth, unless the file also carries `gt` (it is then the
   // prediction, as `ewa segment` writes), a header comment says "label=pred", or only --gt
   // was given.
   bool label_is_pred = !gt.empty() || (!in.gt_path.empty() && in.pred_path.empty());
-  for (const auto& c : raw.comments)
+  for (const auto& c : scene.comments)
     if (c.find("label=pred") != std::string::npos) label_is_pred = true;
   if (!label.empty()) {
     if (label_is_pred && pred.empty()) pred = std::move(label);
     else if (!label_is_pred && gt.empty()) gt = std::move(label);
   }
-  auto check_count = [&](const std::vector<int32_t>& v, const std::string& file, const char* what) {
-    if (static_cast<int64_t>(v.size()) != raw.n)
-      throw std::runtime_error(file + ": " + what + " file has " + with_commas(static_cast<int64_t>(v.size())) +
-                               " labels but the cloud " + in.cloud_path + " has " + with_commas(raw.n) +
-                               " points");
+  // Label files index the source points; keep the rows of the points that were read.
+  auto from_file = [&](const std::string& file, const char* role, const char* what) {
+    torch::Tensor t = datasets::read_point_labels(file, role);
+    const int64_t expect = scene.source_points;
+    if (t.numel() != expect)
+      throw std::runtime_error(file + ": " + what + " file has " + with_commas(t.numel()) + " labels but the cloud " +
+                               in.cloud_path + " has " + with_commas(expect) + " points");
+    if (cloud.index.defined() && cloud.index.numel() == n && n != expect) t = t.index_select(0, cloud.index);
+    return label_vector(t);
   };
-  if (!in.pred_path.empty()) {
-    pred = detail::read_label_file(in.pred_path, "pred");
-    check_count(pred, in.pred_path, "prediction");
+  if (!in.pred_path.empty()) pred = from_file(in.pred_path, "pred", "prediction");
+  if (!in.gt_path.empty()) gt = from_file(in.gt_path, "gt", "ground-truth");
+  auto xyz_t = cloud.coord.to(torch::kFloat32).contiguous();
+  std::vector<float> xyz(xyz_t.data_ptr<float>(), xyz_t.data_ptr<float>() + xyz_t.numel());
+  std::vector<uint8_t> rgb;
+  if (cloud.has_color()) {
+    auto c = cloud.color.contiguous();
+    rgb.assign(c.data_ptr<uint8_t>(), c.data_ptr<uint8_t>() + c.numel());
   }
-  if (!in.gt_path.empty()) {
-    gt = detail::read_label_file(in.gt_path, "gt");
-    check_count(gt, in.gt_path, "ground-truth");
+  std::vector<float> confidence;
+  if (auto t = extra("confidence"); t.defined()) {
+    auto c = t.to(torch::kFloat32).contiguous();
+    confidence.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
   }
-  return from_arrays(std::move(raw.xyz), std::move(raw.rgb), std::move(gt), std::move(pred),
-                     std::move(raw.confidence), std::move(table), in.max_points, in.cloud_path);
+  return from_arrays(std::move(xyz), std::move(rgb), std::move(gt), std::move(pred), std::move(confidence),
+                     std::move(table), in.max_points, in.cloud_path);
 }
 
 Scene Scene::from_arrays(std::vector<float> xyz, std::vector<uint8_t> rgb, std::vector<int32_t> gt,

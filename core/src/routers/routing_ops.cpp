@@ -154,10 +154,11 @@ torch::Tensor load_superclasses(const std::string& path, int64_t num_groups) {
     if (!map.emplace(cls, group).second) fail("class " + std::to_string(cls) + " listed twice");
   }
   if (map.empty()) throw std::runtime_error("superclass file '" + path + "': no entries");
-  const int64_t k = map.rbegin()->first + 1;
-  if (static_cast<int64_t>(map.size()) != k) {
-    throw std::runtime_error("superclass file '" + path + "': classes must be 0.." + std::to_string(k - 1) +
-                             " each exactly once, found " + std::to_string(map.size()) + " entries");
+  const int64_t k = static_cast<int64_t>(map.size());
+  if (map.rbegin()->first != k - 1) {  // keys are distinct and >= 0: 0..k-1 iff the largest is k-1
+    throw std::runtime_error("superclass file '" + path + "': classes must be 0.." +
+                             std::to_string(map.rbegin()->first) + " each exactly once, found " +
+                             std::to_string(map.size()) + " entries");
   }
   auto out = torch::empty({k}, torch::kLong);
   for (const auto& [c, g] : map) out[c] = g;

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
+#include "ewa/datasets/bounded_io.h"
 #include "ewa/datasets/image/image_io.h"
 
 namespace ewa::datasets::image {
@@ -59,30 +61,84 @@ const std::vector<std::string>& cifar100_coarse_class_names() {
 
 namespace {
 
-/// Whole file contents; gzip files (by magic 1f 8b) are inflated with zlib.
-std::string read_maybe_gz(const std::string& path) {
-  if (!fs::is_regular_file(path)) throw std::runtime_error("file not found: '" + path + "'");
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files transparently too
-  if (!f) throw std::runtime_error("cannot open '" + path + "'");
-  std::string out;
-  std::vector<char> buf(1 << 20);
-  while (true) {
-    const int n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()));
-    if (n < 0) {
-      int err = 0;
-      std::string msg = gzerror(f, &err);
-      gzclose(f);
-      throw std::runtime_error("cannot read '" + path + "': " + msg + " (corrupt or truncated gzip)");
-    }
-    if (n == 0) break;
-    out.append(buf.data(), static_cast<size_t>(n));
+/// An IDX file opened through zlib (plain files are read transparently): the header is read
+/// first and the payload only up to the size the header declares, so a gzip bomb is never
+/// inflated beyond what a well-formed file of that header would hold.
+class IdxStream {
+ public:
+  explicit IdxStream(const std::string& path) : path_(path) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) throw std::runtime_error("file not found: '" + path + "'");
+    file_bytes_ = static_cast<int64_t>(fs::file_size(path, ec));
+    if (ec) bounded::fail(path, "cannot read the file size: " + ec.message());
+    f_ = gzopen(path.c_str(), "rb");
+    if (!f_) bounded::fail(path, "cannot open");
   }
-  gzclose(f);
-  return out;
-}
+  ~IdxStream() { gzclose(f_); }
+  IdxStream(const IdxStream&) = delete;
+  IdxStream& operator=(const IdxStream&) = delete;
 
-uint32_t be32(const std::string& s, size_t off) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + off);
+  /// Reads up to `n` bytes (fewer only at the end of the data); throws on a gzip error.
+  int64_t read(char* dst, int64_t n) {
+    int64_t got = 0;
+    while (got < n) {
+      const unsigned chunk = static_cast<unsigned>(std::min<int64_t>(n - got, 1 << 24));
+      const int r = gzread(f_, dst + got, chunk);
+      if (r < 0) {
+        int err = 0;
+        const std::string msg = gzerror(f_, &err);
+        bounded::fail(path_, "cannot read: " + msg + " (corrupt or truncated gzip)");
+      }
+      if (r == 0) break;
+      got += r;
+    }
+    return got;
+  }
+  /// gzip-compressed (false for a plain file; valid after the first read).
+  bool compressed() const { return gzdirect(f_) == 0; }
+  int64_t file_bytes() const { return file_bytes_; }
+
+  /// Reads a payload of exactly `need` bytes after a `header`-byte header and checks that
+  /// nothing follows. The size is checked against the file before anything is allocated:
+  /// exactly for plain files, by the largest deflate ratio for gzip.
+  torch::Tensor read_payload(int64_t header, int64_t need, const std::string& what) {
+    if (compressed()) {
+      bounded::require_inflation(path_, what, need, file_bytes_, kMaxDeflateRatio);
+    } else if (need > file_bytes_ - header) {
+      bounded::fail(path_, what + " needs " + bounded::human_bytes(need) + " after the header but the file holds " +
+                               bounded::human_bytes(file_bytes_ - header) + " (truncated)");
+    }
+    // Grown while inflating (not allocated at the declared size up front).
+    auto* buf = new std::string();
+    std::unique_ptr<std::string> own(buf);
+    buf->reserve(static_cast<size_t>(std::min<int64_t>(need, 64 << 20)));
+    std::vector<char> chunk(1 << 20);
+    while (static_cast<int64_t>(buf->size()) < need) {
+      const int64_t want = std::min<int64_t>(need - static_cast<int64_t>(buf->size()), static_cast<int64_t>(chunk.size()));
+      const int64_t got = read(chunk.data(), want);
+      if (got == 0) {
+        bounded::fail(path_, what + " needs " + std::to_string(need) + " bytes after the header but the file holds " +
+                                 std::to_string(buf->size()) + " (truncated)");
+      }
+      buf->append(chunk.data(), static_cast<size_t>(got));
+    }
+    char extra = 0;
+    if (read(&extra, 1) != 0) {
+      bounded::fail(path_, "trailing data after the " + std::to_string(need) + " bytes that the header declares");
+    }
+    own.release();
+    return torch::from_blob(buf->data(), {need}, [buf](void*) { delete buf; }, torch::kUInt8);
+  }
+
+ private:
+  static constexpr int64_t kMaxDeflateRatio = 1032;  // deflate's largest compression ratio
+  std::string path_;
+  int64_t file_bytes_ = 0;
+  gzFile f_ = nullptr;
+};
+
+uint32_t be32(const char* s, size_t off) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s + off);
   return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
@@ -129,8 +185,9 @@ std::string first_existing(const fs::path& root, const std::vector<std::string>&
 
 /// Reads CIFAR records of `record` bytes (label bytes then 3072 pixel bytes) from `files`.
 /// Returns images uint8 [N, 32, 32, 3] and the label-byte columns uint8 [N, label_bytes].
+/// `counts` (optional out) receives the number of records of each file.
 std::pair<torch::Tensor, torch::Tensor> read_cifar_records(const std::vector<std::string>& files,
-                                                           int64_t label_bytes) {
+                                                           int64_t label_bytes, std::vector<int64_t>* counts) {
   const int64_t record = label_bytes + 3072;
   std::vector<torch::Tensor> raws;
   for (const auto& f : files) {
@@ -146,6 +203,7 @@ std::pair<torch::Tensor, torch::Tensor> read_cifar_records(const std::vector<std
     in.read(reinterpret_cast<char*>(t.data_ptr<uint8_t>()), bytes);
     if (in.gcount() != bytes) throw std::runtime_error("cannot read CIFAR file '" + f + "' (short read)");
     raws.push_back(t);
+    if (counts) counts->push_back(bytes / record);
   }
   auto raw = torch::cat(raws, 0);  // [N, record]
   auto labels = raw.slice(1, 0, label_bytes).contiguous();
@@ -154,53 +212,56 @@ std::pair<torch::Tensor, torch::Tensor> read_cifar_records(const std::vector<std
   return {images, labels};
 }
 
+/// Throws naming the file and the record of the first label >= `classes` (labels int64 [N]
+/// over `files` holding `counts` records each).
+void check_cifar_labels(const torch::Tensor& labels, int64_t classes, const std::vector<std::string>& files,
+                        const std::vector<int64_t>& counts, const std::string& what) {
+  auto bad = (labels >= classes).nonzero();  // [B, 1]
+  if (bad.size(0) == 0) return;
+  int64_t i = bad[0][0].item<int64_t>();
+  const int64_t value = labels[i].item<int64_t>();
+  size_t f = 0;
+  while (f + 1 < files.size() && i >= counts[f]) i -= counts[f++];
+  throw std::runtime_error(what + " label " + std::to_string(value) + " in '" + files[f] + "' (record " +
+                           std::to_string(i) + ") but only " + std::to_string(classes) + " class names");
+}
+
 }  // namespace
 
 torch::Tensor read_idx_images(const std::string& path) {
-  const std::string data = read_maybe_gz(path);
-  if (data.size() < 4) throw std::runtime_error("IDX file '" + path + "' is truncated (no header)");
-  const uint32_t magic = be32(data, 0);
+  IdxStream in(path);
+  char head[16];
+  const int64_t got = in.read(head, 16);
+  if (got < 4) bounded::fail(path, "IDX file is truncated (no header)");
+  const uint32_t magic = be32(head, 0);
   if (magic != 0x00000803u) {
-    throw std::runtime_error("IDX image file '" + path + "' has magic " + hex32(magic) +
-                             ", expected 0x00000803 (uint8, 3 dims)" +
-                             (magic == 0x00000801u ? " - this is a label file" : ""));
+    bounded::fail(path, "IDX image file has magic " + hex32(magic) + ", expected 0x00000803 (uint8, 3 dims)" +
+                            (magic == 0x00000801u ? " - this is a label file" : ""));
   }
-  if (data.size() < 16) throw std::runtime_error("IDX file '" + path + "' is truncated (no header)");
-  const int64_t n = be32(data, 4), h = be32(data, 8), w = be32(data, 12);
+  if (got < 16) bounded::fail(path, "IDX file is truncated (no header)");
+  const int64_t n = be32(head, 4), h = be32(head, 8), w = be32(head, 12);
   if (h <= 0 || w <= 0 || h > 65536 || w > 65536) {
-    throw std::runtime_error("IDX image file '" + path + "' has bad dims " + std::to_string(h) + "x" + std::to_string(w));
+    bounded::fail(path, "IDX image file has bad dims " + std::to_string(h) + "x" + std::to_string(w));
   }
-  const size_t need = 16 + static_cast<size_t>(n * h * w);
-  if (data.size() != need) {
-    throw std::runtime_error("IDX image file '" + path + "' has " + std::to_string(data.size()) + " bytes, header (" +
-                             std::to_string(n) + " x " + std::to_string(h) + " x " + std::to_string(w) + ") needs " +
-                             std::to_string(need) + (data.size() < need ? " (truncated)" : " (trailing data)"));
-  }
-  auto t = torch::empty({n, h, w, 1}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), data.data() + 16, need - 16);
-  return t;
+  const int64_t need = bounded::checked_mul(n, h * w, path, "IDX image count");  // < 2^64: h, w <= 2^16
+  auto flat = in.read_payload(16, need, "IDX image payload (" + std::to_string(n) + " x " + std::to_string(h) + " x " +
+                                            std::to_string(w) + ")");
+  return flat.view({n, h, w, 1});
 }
 
 torch::Tensor read_idx_labels(const std::string& path) {
-  const std::string data = read_maybe_gz(path);
-  if (data.size() < 4) throw std::runtime_error("IDX file '" + path + "' is truncated (no header)");
-  const uint32_t magic = be32(data, 0);
+  IdxStream in(path);
+  char head[8];
+  const int64_t got = in.read(head, 8);
+  if (got < 4) bounded::fail(path, "IDX file is truncated (no header)");
+  const uint32_t magic = be32(head, 0);
   if (magic != 0x00000801u) {
-    throw std::runtime_error("IDX label file '" + path + "' has magic " + hex32(magic) +
-                             ", expected 0x00000801 (uint8, 1 dim)" +
-                             (magic == 0x00000803u ? " - this is an image file" : ""));
+    bounded::fail(path, "IDX label file has magic " + hex32(magic) + ", expected 0x00000801 (uint8, 1 dim)" +
+                            (magic == 0x00000803u ? " - this is an image file" : ""));
   }
-  if (data.size() < 8) throw std::runtime_error("IDX file '" + path + "' is truncated (no header)");
-  const int64_t n = be32(data, 4);
-  const size_t need = 8 + static_cast<size_t>(n);
-  if (data.size() != need) {
-    throw std::runtime_error("IDX label file '" + path + "' has " + std::to_string(data.size()) + " bytes, header (" +
-                             std::to_string(n) + " labels) needs " + std::to_string(need) +
-                             (data.size() < need ? " (truncated)" : " (trailing data)"));
-  }
-  auto t = torch::empty({n}, torch::kUInt8);
-  std::memcpy(t.data_ptr<uint8_t>(), data.data() + 8, static_cast<size_t>(n));
-  return t.to(torch::kInt64);
+  if (got < 8) bounded::fail(path, "IDX file is truncated (no header)");
+  const int64_t n = be32(head, 4);
+  return in.read_payload(8, n, "IDX label count").to(torch::kInt64);
 }
 
 std::shared_ptr<TensorImageDataset> read_mnist_folder(const std::string& root, bool train,
@@ -237,14 +298,11 @@ std::shared_ptr<TensorImageDataset> read_cifar10(const std::string& root, bool t
   } else {
     files.push_back((fs::path(root) / "test_batch.bin").string());
   }
-  auto [images, labels] = read_cifar_records(files, 1);
+  std::vector<int64_t> counts;
+  auto [images, labels] = read_cifar_records(files, 1, &counts);
   auto names = names_file_or(fs::path(root) / "batches.meta.txt", cifar10_class_names());
   auto lab = labels.select(1, 0).to(torch::kInt64);
-  const int64_t hi = lab.numel() ? lab.max().item<int64_t>() : 0;
-  if (hi >= static_cast<int64_t>(names.size())) {
-    throw std::runtime_error("cifar10: label " + std::to_string(hi) + " in '" + root + "' but only " +
-                             std::to_string(names.size()) + " class names");
-  }
+  check_cifar_labels(lab, static_cast<int64_t>(names.size()), files, counts, "cifar10:");
   return std::make_shared<TensorImageDataset>(images, lab, names,
                                               std::string("cifar10 ") + (train ? "train" : "test") + " (" +
                                                   std::to_string(images.size(0)) + " images) at " + root);
@@ -257,17 +315,18 @@ std::shared_ptr<TensorImageDataset> read_cifar100(const std::string& root, bool 
   }
   if (!fs::is_directory(root)) throw std::runtime_error("cifar100: folder not found: '" + root + "'");
   const auto file = (fs::path(root) / (train ? "train.bin" : "test.bin")).string();
-  auto [images, lab] = read_cifar_records({file}, 2);
+  std::vector<int64_t> counts;
+  auto [images, lab] = read_cifar_records({file}, 2, &counts);
   const bool fine = labels == "fine";
   auto chosen = lab.select(1, fine ? 1 : 0).to(torch::kInt64);
-  if (other_labels) *other_labels = lab.select(1, fine ? 0 : 1).to(torch::kInt64);
-  auto names = fine ? names_file_or(fs::path(root) / "fine_label_names.txt", cifar100_fine_class_names())
-                    : names_file_or(fs::path(root) / "coarse_label_names.txt", cifar100_coarse_class_names());
-  const int64_t hi = chosen.numel() ? chosen.max().item<int64_t>() : 0;
-  if (hi >= static_cast<int64_t>(names.size())) {
-    throw std::runtime_error("cifar100: " + labels + " label " + std::to_string(hi) + " in '" + file + "' but only " +
-                             std::to_string(names.size()) + " class names");
-  }
+  auto other = lab.select(1, fine ? 0 : 1).to(torch::kInt64);
+  auto fine_names = names_file_or(fs::path(root) / "fine_label_names.txt", cifar100_fine_class_names());
+  auto coarse_names = names_file_or(fs::path(root) / "coarse_label_names.txt", cifar100_coarse_class_names());
+  const auto& names = fine ? fine_names : coarse_names;
+  check_cifar_labels(chosen, static_cast<int64_t>(names.size()), {file}, counts, "cifar100: " + labels);
+  check_cifar_labels(other, static_cast<int64_t>((fine ? coarse_names : fine_names).size()), {file}, counts,
+                     std::string("cifar100: ") + (fine ? "coarse" : "fine"));
+  if (other_labels) *other_labels = other;
   return std::make_shared<TensorImageDataset>(images, chosen, names,
                                               "cifar100 (" + labels + ") " + (train ? "train" : "test") + " (" +
                                                   std::to_string(images.size(0)) + " images) at " + root);
@@ -390,7 +449,24 @@ std::shared_ptr<FileImageDataset> read_tiny_imagenet(const std::string& root, co
                                             "tiny_imagenet " + split + " (" + std::to_string(n) + " images) at " + root);
 }
 
+namespace {
+ImageDatasetPtr open_image_dataset_impl(const ImageDataSpec& spec, const std::string& split);
+}  // namespace
+
 ImageDatasetPtr open_image_dataset(const ImageDataSpec& spec, const std::string& split) {
+  const std::string where = spec.dataset + " " + split + " set" + (spec.root.empty() ? "" : " at '" + spec.root + "'");
+  try {
+    return open_image_dataset_impl(spec, split);
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error("out of memory while reading the " + where);
+  } catch (const c10::Error& e) {
+    if (std::string(e.what_without_backtrace()).find("not enough memory") == std::string::npos) throw;
+    throw std::runtime_error("out of memory while reading the " + where);
+  }
+}
+
+namespace {
+ImageDatasetPtr open_image_dataset_impl(const ImageDataSpec& spec, const std::string& split) {
   const bool train = split == "train";
   if (!train && split != "test" && split != "val") {
     throw std::invalid_argument("split must be train, test or val, got '" + split + "'");
@@ -417,6 +493,7 @@ ImageDatasetPtr open_image_dataset(const ImageDataSpec& spec, const std::string&
   throw std::invalid_argument("unknown image dataset '" + d +
                               "' (known: fashion_mnist, mnist, cifar10, cifar100, tiny_imagenet, image_folder)");
 }
+}  // namespace
 
 ImageSplits load_image_splits(const ImageDataSpec& spec) {
   ImageSplits s;

@@ -2,7 +2,10 @@
 #include "h5_util.h"
 
 #ifdef EWA_HAVE_HDF5
+#include <filesystem>
 #include <vector>
+
+#include "ewa/datasets/bounded_io.h"
 
 namespace ewa::datasets::detail {
 
@@ -43,6 +46,23 @@ bool H5File::has(const std::string& name) const {
   return H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0;
 }
 
+std::vector<int64_t> H5File::dims(const std::string& name) const {
+  if (!has(name)) return {};
+  hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) return {};
+  Closer c1{ds, H5Dclose};
+  hid_t space = H5Dget_space(ds);
+  if (space < 0) return {};
+  Closer c2{space, H5Sclose};
+  int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0 || rank > 8) return {};
+  std::vector<hsize_t> d(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space, d.data(), nullptr);
+  std::vector<int64_t> out;
+  for (hsize_t v : d) out.push_back(v > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(v));
+  return out;
+}
+
 torch::Tensor H5File::read(const std::string& name) const {
   TORCH_CHECK(has(name), path_, ": no dataset '", name, "'");
   hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
@@ -54,7 +74,10 @@ torch::Tensor H5File::read(const std::string& name) const {
   TORCH_CHECK(rank >= 0 && rank <= 8, path_, ": dataset '", name, "' has unsupported rank");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  std::vector<int64_t> shape(dims.begin(), dims.end());
+  std::vector<int64_t> shape;
+  for (hsize_t d : dims) shape.push_back(d > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(d));
+  const std::string what = "dataset '" + name + "'";
+  const int64_t numel = bounded::checked_product(shape, path_, what + " shape");
   hid_t ftype = H5Dget_type(ds);
   Closer c3{ftype, H5Tclose};
   H5T_class_t cls = H5Tget_class(ftype);
@@ -81,6 +104,17 @@ torch::Tensor H5File::read(const std::string& name) const {
     }
   } else {
     TORCH_CHECK(false, path_, ": dataset '", name, "' is not numeric");
+  }
+  // The declared shape must be plausible for the file: a chunked/compressed dataset can
+  // declare terabytes in a few bytes. Allow 256x the file size (+1 MB) before allocating.
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path_, ec);
+  const int64_t have = ec ? 0 : static_cast<int64_t>(file_bytes);
+  const int64_t elem = static_cast<int64_t>(torch::elementSize(st));
+  const int64_t need = bounded::checked_mul(numel, elem, path_, what + " size");
+  if (need > have * 256 + (int64_t{1} << 20)) {
+    bounded::fail(path_, what + " declares " + std::to_string(numel) + " values (" + bounded::human_bytes(need) +
+                             ") but the file holds " + bounded::human_bytes(have));
   }
   auto t = torch::empty(shape, st);
   if (t.numel() > 0) {

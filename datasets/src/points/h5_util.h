@@ -9,6 +9,7 @@
 
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace ewa::datasets::detail {
 
@@ -26,6 +27,8 @@ class H5File {
   hid_t id() const { return id_; }
   const std::string& path() const { return path_; }
   bool has(const std::string& name) const;
+  /// Dimensions of a dataset without reading it (empty when absent or unreadable).
+  std::vector<int64_t> dims(const std::string& name) const;
   /// Reads a numeric dataset to a tensor of the matching dtype (uint16 -> int32,
   /// uint32/uint64 -> int64, float16 -> float32). Throws naming path and dataset.
   torch::Tensor read(const std::string& name) const;

@@ -4,6 +4,7 @@
 
 #include "h5_util.h"
 #include <ATen/CPUGeneratorImpl.h>
+#include "ewa/datasets/bounded_io.h"
 #include "util.h"
 
 #include <cmath>
@@ -119,6 +120,11 @@ PointCloudData read_modelnet_txt(const std::string& path, int64_t max_points) {
       while (q < eol && (is_space(*q) || *q == ',')) ++q;
       if (q >= eol) break;
       const char* r = k < 6 ? parse_number(q, eol, x[k]) : nullptr;
+      if (k < 6 && (r == nullptr || (r < eol && !is_space(*r) && *r != ','))) {  // nan / inf spellings
+        const char* t = q;
+        while (t < eol && !is_space(*t) && *t != ',') ++t;
+        r = t - q <= 10 && parse_number_token(std::string_view(q, static_cast<size_t>(t - q)), x[k]) ? t : nullptr;
+      }
       if (r == nullptr || (r < eol && !is_space(*r) && *r != ',')) {
         ok = false;
         break;
@@ -133,10 +139,7 @@ PointCloudData read_modelnet_txt(const std::string& path, int64_t max_points) {
     TORCH_CHECK(ok && (k == 3 || k == 6), path, ":", line_no, ": expected 3 or 6 numbers (x,y,z[,nx,ny,nz])");
     if (cols < 0) cols = k;
     TORCH_CHECK(k == cols, path, ":", line_no, ": ", k, " columns, the file started with ", cols);
-    for (int i = 0; i < k; ++i) {
-      TORCH_CHECK(std::isfinite(x[i]), path, ":", line_no, ": non-finite value");
-      v.push_back(static_cast<float>(x[i]));
-    }
+    for (int i = 0; i < k; ++i) v.push_back(static_cast<float>(x[i]));  // NaN/Inf kept: open_cloud drops them
     p = eol + 1;
   }
   TORCH_CHECK(cols > 0, path, ": no points");
@@ -185,6 +188,15 @@ TriMesh read_off(const std::string& path) {
   TORCH_CHECK(head.size() == 3 && parse_int_token(head[0].first, nv) && parse_int_token(head[1].first, nf) &&
                   parse_int_token(head[2].first, ne) && nv > 0 && nf >= 0,
               path, ": bad OFF counts line (expected 'V F E')");
+  // Every vertex needs 3 tokens and every face at least 4: bound the counts by the tokens
+  // present before allocating (a 1 KB file cannot announce 1e8 vertices).
+  const int64_t toks_left = static_cast<int64_t>(toks.size() - t);
+  bounded::require_count(path, "OFF vertex count", nv);
+  bounded::require_count(path, "OFF face count", nf);
+  if (nv > toks_left / 3 || nf > (toks_left - 3 * nv) / 4) {
+    bounded::fail(path, "OFF counts " + std::to_string(nv) + " vertices / " + std::to_string(nf) +
+                            " faces need more numbers than the " + std::to_string(toks_left) + " the file holds");
+  }
   auto next_num = [&](double& out) -> int64_t {
     TORCH_CHECK(t < toks.size(), path, ": unexpected end of file");
     TORCH_CHECK(parse_number_token(toks[t].first, out), path, ":", toks[t].second, ": bad number '", toks[t].first, "'");
@@ -195,7 +207,7 @@ TriMesh read_off(const std::string& path) {
   for (int64_t i = 0; i < nv * 3; ++i) {
     double x;
     int64_t ln = next_num(x);
-    TORCH_CHECK(std::isfinite(x), path, ":", ln, ": non-finite vertex coordinate");
+    TORCH_CHECK(std::isfinite(static_cast<float>(x)), path, ":", ln, ": non-finite vertex coordinate");
     vp[i] = static_cast<float>(x);
   }
   std::vector<int64_t> faces;
@@ -203,7 +215,9 @@ TriMesh read_off(const std::string& path) {
   for (int64_t f = 0; f < nf; ++f) {
     double k;
     int64_t ln = next_num(k);
-    TORCH_CHECK(k >= 3 && k == std::floor(k), path, ":", ln, ": bad face vertex count");
+    // Arity bounded by the numbers left in the file (an arity of 3e8 allocates nothing).
+    TORCH_CHECK(k >= 3 && k == std::floor(k) && k <= static_cast<double>(toks.size() - t), path, ":", ln,
+                ": bad face vertex count ", k, " (", toks.size() - t, " numbers left)");
     std::vector<int64_t> idx(static_cast<size_t>(k));
     for (auto& id : idx) {
       double x;

@@ -1,6 +1,7 @@
 // NumPy .npy reader/writer and the Pointcept per-room folder reader.
 #include "ewa/datasets/points/npy.h"
 
+#include "ewa/datasets/bounded_io.h"
 #include "util.h"
 
 #include <cstring>
@@ -55,15 +56,21 @@ torch::Tensor read_npy(const std::string& path) {
   std::string h = bytes.substr(hstart, hlen);
   std::string descr = dict_value(h, "descr", path);
   std::string fortran = dict_value(h, "fortran_order", path);
-  TORCH_CHECK(fortran == "False", path, ": fortran_order=", fortran, " arrays are not supported (save C-order)");
+  TORCH_CHECK(fortran == "False", path, ": fortran_order='", fortran.substr(0, 20), "' arrays are not supported (save C-order)");
   std::string shape_s = dict_value(h, "shape", path);
   std::vector<int64_t> shape;
+  if (shape_s.size() < 2 || shape_s.front() != '(' || shape_s.back() != ')') {
+    bounded::fail(path, "bad .npy shape '" + shape_s.substr(0, 40) + "'");
+  }
   {
     std::string inner = shape_s.substr(1, shape_s.size() - 2);
     for (char& c : inner) if (c == ',') c = ' ';
     for (const auto& tok : split_ws(inner)) {
       int64_t v = 0;
-      TORCH_CHECK(parse_int_token(tok, v) && v >= 0, path, ": bad .npy shape ", shape_s);
+      if (!parse_int_token(tok, v)) bounded::fail(path, "bad .npy shape '" + shape_s.substr(0, 80) + "'");
+      if (v < 0) {
+        bounded::fail(path, "negative dimension " + std::to_string(v) + " in .npy shape '" + shape_s.substr(0, 80) + "'");
+      }
       shape.push_back(v);
     }
   }
@@ -85,11 +92,10 @@ torch::Tensor read_npy(const std::string& path) {
                 "' (supported: <f4 <f8 |u1 |i1 |b1 <i2 <i4 <i8 and their '>' forms)");
   }
   TORCH_CHECK(order == '<' || order == '|' || order == '>' || order == '=', path, ": bad byte order in '", descr, "'");
-  int64_t n = 1;
-  for (auto d : shape) n *= d;
+  const int64_t n = bounded::checked_product(shape, path, ".npy shape '" + shape_s.substr(0, 80) + "'");
   size_t data_at = hstart + hlen;
-  TORCH_CHECK(bytes.size() - data_at >= static_cast<size_t>(n) * size, path, ": .npy payload has ",
-              bytes.size() - data_at, " bytes, shape ", shape_s, " needs ", n * size);
+  bounded::require_bytes(path, ".npy shape '" + shape_s.substr(0, 80) + "' element count", n, size,
+                         static_cast<int64_t>(bytes.size() - data_at));
   auto t = torch::empty(shape, st);
   if (n > 0) {
     std::memcpy(t.data_ptr(), bytes.data() + data_at, static_cast<size_t>(n) * size);
@@ -145,7 +151,6 @@ PointCloudData read_pointcept_room(const std::string& room_dir) {
               ": expected float [N,3], found ", coord.scalar_type(), " ", coord.sizes());
   int64_t n = coord.size(0);
   c.coord = coord.to(torch::kFloat32);
-  TORCH_CHECK(torch::isfinite(c.coord).all().item<bool>(), (d / "coord.npy").string(), ": non-finite coordinates");
   if (fs::is_regular_file(d / "color.npy")) {
     auto col = per_point(read_npy((d / "color.npy").string()), n, 3, d / "color.npy");
     c.color = col.is_floating_point() ? col.round().clamp(0, 255).to(torch::kUInt8) : col.clamp(0, 255).to(torch::kUInt8);
@@ -162,7 +167,7 @@ PointCloudData read_pointcept_room(const std::string& room_dir) {
   }
   c.name = d.parent_path().filename().string() + "/" + d.filename().string();
   c.source = room_dir;
-  c.validate();
+  c.validate();  // non-finite points are kept: open_cloud() drops and counts them
   return c;
 }
 

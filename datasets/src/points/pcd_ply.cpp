@@ -2,6 +2,7 @@
 // LZF decompression, label maps, field -> PointCloudData conversion, and the PLY writer.
 #include "ewa/datasets/points/pcd_ply.h"
 
+#include "ewa/datasets/bounded_io.h"
 #include "util.h"
 
 #include <climits>
@@ -65,7 +66,29 @@ struct FieldSpec {
   char type = 'F';  // F, I, U
   int size = 4;
   int64_t count = 1;
+  int list_size = 0;  // PLY list property (skipped): bytes of its count; 0 = scalar
+  char list_type = 'U';
 };
+
+// Bytes of one record of scalar fields (overflow-checked; counts come from the header).
+int64_t record_bytes(const std::vector<FieldSpec>& specs, const std::string& path) {
+  int64_t rec = 0;
+  for (const auto& f : specs) {
+    if (f.list_size > 0) continue;
+    rec = bounded::checked_add(rec, bounded::checked_mul(f.size, f.count, path, "field '" + f.name + "' COUNT"), path,
+                               "record size");
+  }
+  return rec;
+}
+
+// Values per row of an ascii file (lists excluded).
+int64_t values_per_row(const std::vector<FieldSpec>& specs, const std::string& path) {
+  int64_t per = 0;
+  for (const auto& f : specs) {
+    if (f.list_size == 0) per = bounded::checked_add(per, f.count, path, "values per point");
+  }
+  return per;
+}
 
 // Storage dtype with the same byte size, and the final widened dtype.
 torch::ScalarType raw_dtype(const FieldSpec& f, const std::string& path) {
@@ -93,8 +116,7 @@ torch::Tensor shaped(torch::Tensor t, int64_t n, int64_t count) {
 // Fills `out` from array-of-structs records (record = sum of field bytes).
 void from_records(const uint8_t* data, int64_t n, const std::vector<FieldSpec>& specs, bool swap,
                   PointFields& out, const std::string& path) {
-  int64_t rec = 0;
-  for (const auto& f : specs) rec += f.size * f.count;
+  int64_t rec = record_bytes(specs, path);
   int64_t at = 0;
   for (const auto& f : specs) {
     int64_t bytes = f.size * f.count;
@@ -112,8 +134,13 @@ void from_records(const uint8_t* data, int64_t n, const std::vector<FieldSpec>& 
 // Parses ascii rows: each line holds all values of one point.
 void from_ascii(const char* p, const char* end, int64_t n, const std::vector<FieldSpec>& specs, PointFields& out,
                 const std::string& path, int64_t first_line) {
-  int64_t per = 0;
-  for (const auto& f : specs) per += f.count;
+  int64_t per = values_per_row(specs, path);
+  bool has_list = false;
+  for (const auto& f : specs) has_list = has_list || f.list_size > 0;
+  // Every value takes at least 2 bytes ("0 " / "0\n"): bound n*per by the bytes present
+  // before allocating anything.
+  bounded::require_bytes(path, "point count", n, bounded::checked_mul(per, 2, path, "values per point"),
+                         static_cast<int64_t>(end - p) + 1);
   std::vector<double> vals(static_cast<size_t>(n * per));
   int64_t row = 0, line = first_line;
   while (p < end && row < n) {
@@ -125,9 +152,32 @@ void from_ascii(const char* p, const char* end, int64_t n, const std::vector<Fie
       ++line;
       continue;
     }
-    TORCH_CHECK(static_cast<int64_t>(toks.size()) == per, path, ":", line, ": ", toks.size(), " values, expected ", per);
+    if (has_list) {  // PLY rows with list properties: keep the scalars, skip each list
+      std::vector<std::string> kept;
+      size_t t = 0;
+      for (const auto& f : specs) {
+        if (f.list_size == 0) {
+          for (int64_t c = 0; c < f.count && t < toks.size(); ++c) kept.push_back(toks[t++]);
+          continue;
+        }
+        int64_t k = -1;
+        if (t >= toks.size() || !parse_int_token(toks[t], k) || k < 0 ||
+            k > static_cast<int64_t>(toks.size() - t - 1)) {
+          bounded::fail(path, std::to_string(line) + ": bad count of list property '" + f.name + "'");
+        }
+        t += static_cast<size_t>(k) + 1;
+      }
+      if (t != toks.size()) kept.push_back("");  // wrong value count, reported below
+      toks = std::move(kept);
+    }
+    if (static_cast<int64_t>(toks.size()) != per) {
+      bounded::fail(path, std::to_string(line) + ": " + std::to_string(toks.size()) + " values, expected " +
+                              std::to_string(per));
+    }
     for (int64_t k = 0; k < per; ++k) {
-      TORCH_CHECK(parse_number_token(toks[k], vals[row * per + k]), path, ":", line, ": bad number '", toks[k], "'");
+      if (!parse_number_token(toks[k], vals[row * per + k])) {
+        bounded::fail(path, std::to_string(line) + ": bad number '" + toks[k].substr(0, 40) + "'");
+      }
     }
     ++row;
     ++line;
@@ -136,6 +186,7 @@ void from_ascii(const char* p, const char* end, int64_t n, const std::vector<Fie
   auto all = torch::from_blob(vals.data(), {n, per}, torch::kFloat64);  // [N,per]
   int64_t at = 0;
   for (const auto& f : specs) {
+    if (f.list_size > 0) continue;
     auto col = all.narrow(1, at, f.count).contiguous();
     at += f.count;
     if (f.name == "_") continue;
@@ -171,6 +222,7 @@ PointFields read_pcd(const std::string& path) {
     std::string l = trim(std::string_view(bytes).substr(pos, eol - pos));
     pos = eol + 1;
     ++line;
+    if (!l.empty() && l[0] == '#' && out.comments.size() < 64) out.comments.push_back(trim(std::string_view(l).substr(1)));
     if (l.empty() || l[0] == '#') continue;
     auto toks = split_ws(l);
     std::string key = toks[0];
@@ -205,45 +257,62 @@ PointFields read_pcd(const std::string& path) {
               path, ": FIELDS/SIZE/TYPE/COUNT lengths differ");
   for (size_t i = 0; i < specs.size(); ++i) {
     int64_t s = 0, c = 1;
-    TORCH_CHECK(parse_int_token(sizes[i], s) && types[i].size() == 1, path, ": bad SIZE/TYPE for ", specs[i].name);
-    if (!counts.empty()) TORCH_CHECK(parse_int_token(counts[i], c) && c >= 1, path, ": bad COUNT for ", specs[i].name);
+    TORCH_CHECK(parse_int_token(sizes[i], s) && (s == 1 || s == 2 || s == 4 || s == 8) && types[i].size() == 1, path,
+                ": bad SIZE/TYPE for ", specs[i].name);
+    if (!counts.empty()) {
+      TORCH_CHECK(parse_int_token(counts[i], c), path, ": bad COUNT for ", specs[i].name);
+      bounded::require_count(path, "COUNT of field '" + specs[i].name + "'", c);
+      if (c < 1) bounded::fail(path, "COUNT of field '" + specs[i].name + "' is 0");
+    }
     specs[i].size = static_cast<int>(s);
     specs[i].type = types[i][0];
     specs[i].count = c;
     raw_dtype(specs[i], path);
   }
-  if (points < 0) points = out.width * out.height;
-  TORCH_CHECK(out.width * out.height == points, path, ": WIDTH*HEIGHT=", out.width * out.height, " but POINTS=", points);
+  bounded::require_count(path, "WIDTH", out.width);
+  bounded::require_count(path, "HEIGHT", out.height);
+  const int64_t wh = bounded::checked_mul(out.width, out.height, path, "WIDTH x HEIGHT");
+  if (points < 0) points = wh;
+  bounded::require_count(path, "POINTS", points);
+  TORCH_CHECK(wh == points, path, ": WIDTH*HEIGHT=", wh, " but POINTS=", points);
   int64_t n = points;
-  int64_t rec = 0;
-  for (const auto& f : specs) rec += f.size * f.count;
+  const int64_t rec = record_bytes(specs, path);
   const uint8_t* data = reinterpret_cast<const uint8_t*>(bytes.data()) + std::min(pos, bytes.size());
   size_t avail = bytes.size() - std::min(pos, bytes.size());
   if (data_kind == "ascii") {
     from_ascii(reinterpret_cast<const char*>(data), reinterpret_cast<const char*>(data) + avail, n, specs, out, path,
                line + 1);
   } else if (data_kind == "binary") {
-    TORCH_CHECK(avail >= static_cast<size_t>(n * rec), path, ": binary data has ", avail, " bytes, need ", n * rec);
+    bounded::require_bytes(path, "point count", n, rec, static_cast<int64_t>(avail));
     from_records(data, n, specs, false, out, path);
   } else if (data_kind == "binary_compressed") {
-    TORCH_CHECK(avail >= 8, path, ": truncated binary_compressed header");
+    if (avail < 8) bounded::fail(path, "truncated binary_compressed header");
     uint32_t csize, usize;
     std::memcpy(&csize, data, 4);
     std::memcpy(&usize, data + 4, 4);
-    TORCH_CHECK(avail - 8 >= csize, path, ": compressed block of ", csize, " bytes but only ", avail - 8, " present");
-    TORCH_CHECK(static_cast<int64_t>(usize) == n * rec, path, ": uncompressed size ", usize, " != points*record ", n * rec);
+    if (avail - 8 < csize) {
+      bounded::fail(path, "compressed block of " + std::to_string(csize) + " bytes but only " +
+                              std::to_string(avail - 8) + " present");
+    }
+    const int64_t need = bounded::checked_mul(n, rec, path, "point count x record size");
+    if (static_cast<int64_t>(usize) != need) {
+      bounded::fail(path, "uncompressed size " + std::to_string(usize) + " != points*record " + std::to_string(need));
+    }
+    // LZF expands at most ~88x (a 3-byte back reference yields 264 bytes): refuse a declared
+    // size the compressed bytes cannot produce before allocating it.
+    bounded::require_inflation(path, "declared uncompressed size", usize, csize, 100);
     std::vector<uint8_t> raw;
     try {
       raw = lzf_decompress(data + 8, csize, usize);
     } catch (const c10::Error& e) {
-      TORCH_CHECK(false, path, ": ", e.msg());
+      bounded::fail(path, e.msg());
     }
     // Struct-of-arrays: each field's values for all points, in field order.
     size_t at = 0;
     for (const auto& f : specs) {
       int64_t bytes_f = n * f.size * f.count;
       auto t = torch::empty({n * f.count}, raw_dtype(f, path));
-      std::memcpy(t.data_ptr(), raw.data() + at, static_cast<size_t>(bytes_f));
+      if (bytes_f > 0) std::memcpy(t.data_ptr(), raw.data() + at, static_cast<size_t>(bytes_f));
       at += static_cast<size_t>(bytes_f);
       if (f.name == "_") continue;
       out.fields[f.name] = shaped(widen(t, f), n, f.count);
@@ -281,9 +350,12 @@ FieldSpec ply_type(const std::string& t, const std::string& path) {
   return {};
 }
 
-int64_t read_uint_le(const uint8_t* p, int size, bool big) {
+// A PLY list count of `size` bytes, signed ('I') or unsigned; a negative count comes back
+// negative (and is then refused by the bounded cursor, never used to move backwards).
+int64_t read_count(const uint8_t* p, int size, char type, bool big) {
   uint64_t v = 0;
   for (int i = 0; i < size; ++i) v |= static_cast<uint64_t>(p[big ? size - 1 - i : i]) << (8 * i);
+  if (type == 'I' && size < 8 && (v >> (8 * size - 1)) != 0) return static_cast<int64_t>(v) - (int64_t{1} << (8 * size));
   return static_cast<int64_t>(v);
 }
 }  // namespace
@@ -296,6 +368,7 @@ PointFields read_ply(const std::string& path) {
   std::vector<PlyElement> elems;
   int64_t line = 0;
   bool ended = false;
+  std::vector<std::string> comments;
   while (pos < bytes.size()) {
     size_t eol = bytes.find('\n', pos);
     if (eol == std::string::npos) eol = bytes.size();
@@ -307,6 +380,10 @@ PointFields read_ply(const std::string& path) {
     if (toks[0] == "end_header") {
       ended = true;
       break;
+    }
+    if (toks[0] == "comment" || toks[0] == "obj_info") {
+      if (comments.size() < 64) comments.push_back(trim(std::string_view(l).substr(toks[0].size())));
+      continue;
     }
     if (toks[0] == "format") {
       TORCH_CHECK(toks.size() >= 2, path, ":", line, ": bad format line");
@@ -340,25 +417,58 @@ PointFields read_ply(const std::string& path) {
   bool big = format == "binary_big_endian";
   PointFields out;
   out.source = path;
+  out.comments = std::move(comments);
   const char* p = bytes.data() + std::min(pos, bytes.size());
   const char* end = bytes.data() + bytes.size();
   for (const auto& e : elems) {
     bool has_list = false;
     for (const auto& pr : e.props) has_list = has_list || pr.list;
     if (e.name == "vertex") {
-      TORCH_CHECK(!has_list, path, ": list properties in 'vertex' are not supported");
       std::vector<FieldSpec> specs;
-      for (const auto& pr : e.props) specs.push_back(pr.spec);
+      for (const auto& pr : e.props) {
+        FieldSpec f = pr.spec;
+        if (pr.list) {
+          f.list_size = pr.count_spec.size;
+          f.list_type = pr.count_spec.type;
+        }
+        specs.push_back(f);
+      }
       out.width = e.count;
       out.height = 1;
       if (format == "ascii") {
         from_ascii(p, end, e.count, specs, out, path, line + 1);
-      } else {
-        int64_t rec = 0;
-        for (const auto& f : specs) rec += f.size;
-        TORCH_CHECK(end - p >= e.count * rec, path, ": vertex data truncated");
-        from_records(reinterpret_cast<const uint8_t*>(p), e.count, specs, big, out, path);
+        return out;
       }
+      const int64_t rec = record_bytes(specs, path);
+      if (!has_list) {
+        bounded::require_bytes(path, "vertex count", e.count, rec, end - p);
+        from_records(reinterpret_cast<const uint8_t*>(p), e.count, specs, big, out, path);
+        return out;
+      }
+      // Lists in the vertex element: copy the scalars of each row into packed records
+      // (each row takes at least rec + its list counts, so the buffer is bounded by the file).
+      int64_t min_row = rec;
+      for (const auto& f : specs) min_row += f.list_size;
+      bounded::require_bytes(path, "vertex count", e.count, min_row, end - p);
+      std::vector<uint8_t> packed(static_cast<size_t>(e.count * rec));
+      bounded::ByteCursor cur(p, end - p, path);
+      std::vector<FieldSpec> scalars;
+      for (const auto& f : specs) {
+        if (f.list_size == 0) scalars.push_back(f);
+      }
+      for (int64_t i = 0; i < e.count; ++i) {
+        uint8_t* w = packed.data() + i * rec;
+        for (const auto& f : specs) {
+          if (f.list_size == 0) {
+            std::memcpy(w, cur.skip(f.size, "vertex data"), static_cast<size_t>(f.size));
+            w += f.size;
+            continue;
+          }
+          int64_t k = read_count(cur.skip(f.list_size, "vertex list count"), f.list_size, f.list_type, big);
+          cur.skip_items(k, f.size, "vertex list '" + f.name + "'");
+        }
+      }
+      from_records(packed.data(), e.count, scalars, big, out, path);
       return out;
     }
     // Skip an element that precedes the vertices.
@@ -368,20 +478,23 @@ PointFields read_ply(const std::string& path) {
         p = eol ? eol + 1 : end;
       }
     } else {
+      bounded::ByteCursor cur(p, end - p, path);
+      int64_t min_row = 0;
+      for (const auto& pr : e.props) min_row += pr.list ? pr.count_spec.size : pr.spec.size;
+      bounded::require_bytes(path, "element '" + e.name + "' count", e.count, min_row, cur.left());
+      if (e.props.empty()) continue;  // nothing stored per row (a huge count must not spin)
       for (int64_t i = 0; i < e.count; ++i) {
         for (const auto& pr : e.props) {
           if (pr.list) {
-            TORCH_CHECK(end - p >= pr.count_spec.size, path, ": element '", e.name, "' truncated");
-            int64_t k = read_uint_le(reinterpret_cast<const uint8_t*>(p), pr.count_spec.size, big);
-            p += pr.count_spec.size;
-            TORCH_CHECK(end - p >= k * pr.spec.size, path, ": element '", e.name, "' truncated");
-            p += k * pr.spec.size;
+            int64_t k = read_count(cur.skip(pr.count_spec.size, "element '" + e.name + "'"), pr.count_spec.size,
+                                   pr.count_spec.type, big);
+            cur.skip_items(k, pr.spec.size, "list of element '" + e.name + "'");
           } else {
-            TORCH_CHECK(end - p >= pr.spec.size, path, ": element '", e.name, "' truncated");
-            p += pr.spec.size;
+            cur.skip(pr.spec.size, "element '" + e.name + "'");
           }
         }
       }
+      p += cur.offset();
     }
   }
   TORCH_CHECK(false, path, ": no 'vertex' element");
@@ -488,15 +601,13 @@ PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions&
     c.segment = options.use_label_map ? apply_label_map(l, options.label_map) : l;
   }
   if (f.has("instance")) c.instance = f.get("instance").to(torch::kInt64).reshape({-1});
-  if (options.drop_non_finite) {
-    auto ok = torch::isfinite(c.coord).all(1);
-    if (!ok.all().item<bool>()) c = select_points(c, ok);
-  }
+  if (options.drop_non_finite || options.refuse_non_finite) drop_non_finite_points(c, options.refuse_non_finite);
   return c;
 }
 
 void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, const torch::Tensor& color_in,
-                        const torch::Tensor& label_in, const torch::Tensor& gt_in, bool binary) {
+                        const torch::Tensor& label_in, const torch::Tensor& gt_in, bool binary,
+                        const std::vector<std::string>& comments) {
   TORCH_CHECK(coord_in.dim() == 2 && coord_in.size(1) == 3, path, ": coord must be [N,3], found ", coord_in.sizes());
   int64_t n = coord_in.size(0);
   auto coord = coord_in.to(torch::kFloat32).contiguous().cpu();
@@ -513,28 +624,33 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
     TORCH_CHECK(gt_in.numel() == n && !gt_in.is_floating_point(), path, ": gt must be integer [", n, "]");
     gt = gt_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
   }
-  std::string out = "ply\nformat " + std::string(binary ? "binary_little_endian" : "ascii") +
-                    " 1.0\ncomment written by ewa-vision\nelement vertex " + std::to_string(n) +
-                    "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
-                    "property uchar green\nproperty uchar blue\nproperty int label\n" +
-                    (has_gt ? "property int gt\n" : "") + "end_header\n";
-  const float* xyz = coord.data_ptr<float>();
-  const uint8_t* rgb = color.data_ptr<uint8_t>();
-  const int32_t* lab = label.data_ptr<int32_t>();
-  const int32_t* g = has_gt ? gt.data_ptr<int32_t>() : nullptr;
+  std::string out = "ply\nformat " + std::string(binary ? "binary_little_endian" : "ascii") + " 1.0\n";
+  for (const auto& c : comments) {
+    std::string line = c;
+    for (char& ch : line) if (ch == '\n' || ch == '\r') ch = ' ';
+    out += "comment " + line + "\n";
+  }
+  out += "element vertex " + std::to_string(n) +
+         "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
+         "property uchar green\nproperty uchar blue\nproperty int label\n" +
+         (has_gt ? "property int gt\n" : "") + "end_header\n";
   if (binary) {
-    size_t rec = 12 + 3 + 4 + (has_gt ? 4 : 0);
-    size_t base = out.size();
-    out.resize(base + rec * static_cast<size_t>(n));
-    char* w = out.data() + base;
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(w, xyz + 3 * i, 12);
-      std::memcpy(w + 12, rgb + 3 * i, 3);
-      std::memcpy(w + 15, lab + i, 4);
-      if (has_gt) std::memcpy(w + 19, g + i, 4);
-      w += rec;
+    const int64_t rec = 12 + 3 + 4 + (has_gt ? 4 : 0);
+    const size_t base = out.size();
+    out.resize(base + static_cast<size_t>(rec * n));
+    if (n > 0) {
+      // Interleave the columns with tensor copies into an [N, rec] byte matrix (no per-point loop).
+      auto bytes = torch::from_blob(out.data() + base, {n, rec}, torch::kUInt8);
+      bytes.narrow(1, 0, 12).copy_(coord.view(torch::kUInt8).view({n, 12}));
+      bytes.narrow(1, 12, 3).copy_(color);
+      bytes.narrow(1, 15, 4).copy_(label.view(torch::kUInt8).view({n, 4}));
+      if (has_gt) bytes.narrow(1, 19, 4).copy_(gt.view(torch::kUInt8).view({n, 4}));
     }
   } else {
+    const float* xyz = coord.data_ptr<float>();
+    const uint8_t* rgb = color.data_ptr<uint8_t>();
+    const int32_t* lab = label.data_ptr<int32_t>();
+    const int32_t* g = has_gt ? gt.data_ptr<int32_t>() : nullptr;
     char buf[160];
     for (int64_t i = 0; i < n; ++i) {
       int len = std::snprintf(buf, sizeof(buf), "%.9g %.9g %.9g %d %d %d %d", xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2],

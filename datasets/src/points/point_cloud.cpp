@@ -1,6 +1,8 @@
 // PointCloudData validation, point selection / concatenation and ParseIssue formatting.
 #include "ewa/datasets/points/point_cloud.h"
 
+#include "ewa/datasets/bounded_io.h"
+
 namespace ewa::datasets {
 
 namespace {
@@ -62,6 +64,7 @@ PointCloudData select_points(const PointCloudData& cloud, const torch::Tensor& i
   out.segment = take_rows(cloud.segment, idx);
   out.instance = take_rows(cloud.instance, idx);
   out.index = cloud.index.defined() && cloud.index.numel() > 0 ? take_rows(cloud.index, idx) : idx.clone();
+  for (const auto& [k, t] : cloud.extra) out.extra[k] = take_rows(t, idx);
   out.name = cloud.name;
   out.source = cloud.source;
   return out;
@@ -75,9 +78,44 @@ PointCloudData concat_clouds(const std::vector<PointCloudData>& clouds) {
   out.normal = cat_field(clouds, &PointCloudData::normal);
   out.segment = cat_field(clouds, &PointCloudData::segment);
   out.instance = cat_field(clouds, &PointCloudData::instance);
+  for (const auto& [k, t] : clouds[0].extra) {  // extra fields present in every cloud
+    std::vector<torch::Tensor> parts;
+    for (const auto& c : clouds) {
+      auto it = c.extra.find(k);
+      if (it == c.extra.end()) break;
+      parts.push_back(it->second);
+    }
+    if (parts.size() == clouds.size()) out.extra[k] = torch::cat(parts, 0);
+  }
   out.name = clouds[0].name;
   out.source = clouds[0].source;
   return out;
+}
+
+int64_t drop_non_finite_points(PointCloudData& cloud, bool refuse) {
+  if (cloud.size() == 0) return 0;
+  auto ok = torch::isfinite(cloud.coord).all(1);  // [N] bool
+  const int64_t kept = ok.sum().item<int64_t>();
+  const int64_t dropped = cloud.size() - kept;
+  if (dropped == 0) return 0;
+  if (refuse) {
+    const int64_t first = ok.logical_not().nonzero().view({-1})[0].item<int64_t>();
+    bounded::fail(cloud.source.empty() ? cloud.name : cloud.source,
+                  std::to_string(dropped) + " point(s) with non-finite coordinates (first: point " +
+                      std::to_string(first) + ")");
+  }
+  cloud = select_points(cloud, ok);
+  return dropped;
+}
+
+std::string one_line_error(const std::exception& e) {
+  std::string msg;
+  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) msg = c10e->what_without_backtrace();
+  else msg = e.what();
+  auto nl = msg.find("\nException raised from");
+  if (nl != std::string::npos) msg = msg.substr(0, nl);
+  for (char& c : msg) if (c == '\n') c = ' ';
+  return msg;
 }
 
 std::string ParseIssue::to_string() const {

@@ -28,6 +28,8 @@ torch::Tensor to_int16_checked(const torch::Tensor& t, const char* what, const s
 
 void write_room_h5(const std::string& path, const PointCloudData& cloud) {
   cloud.validate();
+  TORCH_CHECK(torch::isfinite(cloud.coord).all().item<bool>(), path,
+              ": refusing to write non-finite (NaN/Inf) coordinates into a prepared room");
   fs::path out(path);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
   fs::path tmp = temp_sibling(out);
@@ -71,7 +73,7 @@ PointCloudData read_room_h5(const std::string& path) {
   fs::path p(path);
   c.name = p.parent_path().filename().string() + "/" + p.stem().string();
   c.source = path;
-  c.validate();
+  c.validate();  // non-finite points are kept: open_cloud() drops and counts them
   return c;
 }
 #else

@@ -3,6 +3,7 @@
 #include "ewa/datasets/points/s3dis.h"
 
 #include "ewa/datasets/points/room_cache.h"
+#include "ewa/datasets/bounded_io.h"
 #include "util.h"
 
 #include <cmath>
@@ -41,20 +42,33 @@ bool is_nan_or_inf_token(const std::string& tok) {
   return t == "nan" || t == "inf" || t == "infinity";
 }
 
+// Records a damaged line; only the first kKeptParseIssues are kept (counts stay exact).
+void note_issue(XyzRgbText& out, ParseIssue issue) {
+  if (static_cast<int64_t>(out.issues.size()) < kKeptParseIssues) out.issues.push_back(std::move(issue));
+}
+
 // Slow path for a line the fast path rejected: repair stray bytes, or skip.
-void parse_line_slow(const char* b, const char* e, int64_t line_no, const std::string& file, XyzRgbText& out) {
-  std::vector<std::string> toks = split_ws(std::string_view(b, static_cast<size_t>(e - b)));
+void parse_line_slow(const char* b, const char* e, int64_t line_no, const std::string& file, XyzRgbText& out,
+                     bool refuse_non_finite) {
+  // A hostile line can be megabytes long: look at its first 256 bytes for the diagnosis.
+  std::vector<std::string> toks = split_ws(std::string_view(b, static_cast<size_t>(std::min<ptrdiff_t>(e - b, 256))));
   if (toks.empty()) return;
   auto skip = [&](const std::string& why) {
-    out.issues.push_back({file, line_no, false, why});
+    note_issue(out, {file, line_no, false, why});
     ++out.skipped_lines;
   };
+  auto non_finite = [&](const std::string& why) {
+    if (refuse_non_finite) bounded::fail(file + ":" + std::to_string(line_no), why);
+    ++out.non_finite_lines;
+    skip(why);
+  };
+  if (e - b > 256) return skip("line of " + std::to_string(e - b) + " bytes");
   double v[6];
   bool repaired = false;
   std::string repair_what;
   for (size_t c = 0; c < toks.size() && c < 6; ++c) {
     if (is_nan_or_inf_token(toks[c])) {
-      TORCH_CHECK(c >= 3, file, ":", line_no, ": non-finite coordinate '", toks[c], "' in column ", c + 1);
+      if (c < 3) return non_finite("non-finite coordinate '" + toks[c] + "' in column " + std::to_string(c + 1));
       return skip("non-finite colour '" + toks[c] + "' in column " + std::to_string(c + 1));
     }
     if (parse_number_token(toks[c], v[c])) continue;
@@ -77,19 +91,21 @@ void parse_line_slow(const char* b, const char* e, int64_t line_no, const std::s
     if (!(v[c] >= 0.0 && v[c] <= 255.0)) return skip("colour out of range in column " + std::to_string(c + 1));
   }
   for (int c = 0; c < 3; ++c) {
-    TORCH_CHECK(std::isfinite(v[c]), file, ":", line_no, ": non-finite coordinate in column ", c + 1);
-    out.xyz.push_back(static_cast<float>(v[c]));
+    if (!std::isfinite(static_cast<float>(v[c]))) {  // 1e300 is a finite double but an inf float
+      return non_finite("coordinate out of float range in column " + std::to_string(c + 1));
+    }
   }
+  for (int c = 0; c < 3; ++c) out.xyz.push_back(static_cast<float>(v[c]));
   for (int c = 3; c < 6; ++c) out.rgb.push_back(static_cast<uint8_t>(std::lround(v[c])));
   if (repaired) {
-    out.issues.push_back({file, line_no, true, repair_what});
+    note_issue(out, {file, line_no, true, repair_what});
     ++out.repaired_lines;
   }
 }
 
 }  // namespace
 
-XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file) {
+XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file, bool refuse_non_finite) {
   XyzRgbText out;
   out.xyz.reserve(text.size() / 32 * 3 + 3);
   out.rgb.reserve(text.size() / 32 * 3 + 3);
@@ -125,7 +141,8 @@ XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file) {
       continue;  // blank line
     }
     if (ok && k == 6 && v[3] >= 0 && v[3] <= 255 && v[4] >= 0 && v[4] <= 255 && v[5] >= 0 && v[5] <= 255 &&
-        std::isfinite(v[0]) && std::isfinite(v[1]) && std::isfinite(v[2])) {
+        std::isfinite(static_cast<float>(v[0])) && std::isfinite(static_cast<float>(v[1])) &&
+        std::isfinite(static_cast<float>(v[2]))) {
       out.xyz.push_back(static_cast<float>(v[0]));
       out.xyz.push_back(static_cast<float>(v[1]));
       out.xyz.push_back(static_cast<float>(v[2]));
@@ -133,7 +150,7 @@ XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file) {
       out.rgb.push_back(static_cast<uint8_t>(v[4] + 0.5));
       out.rgb.push_back(static_cast<uint8_t>(v[5] + 0.5));
     } else {
-      parse_line_slow(p, eol, line_no, file, out);
+      parse_line_slow(p, eol, line_no, file, out, refuse_non_finite);
     }
     p = eol + 1;
   }
@@ -210,7 +227,7 @@ S3disRoom read_s3dis_room(const std::string& room_dir, const S3disReadOptions& o
   parallel_tasks(static_cast<int64_t>(anns.size()), options.threads, [&](int64_t i) {
     std::string text = read_whole_file(anns[i].path);
     bytes[i] = static_cast<int64_t>(text.size());
-    parsed[i] = parse_xyzrgb_text(text, anns[i].path.string());
+    parsed[i] = parse_xyzrgb_text(text, anns[i].path.string(), options.refuse_non_finite);
   });
 
   S3disRoom out;
@@ -220,7 +237,10 @@ S3disRoom read_s3dis_room(const std::string& room_dir, const S3disReadOptions& o
     out.bytes += bytes[i];
     out.repaired_lines += parsed[i].repaired_lines;
     out.skipped_lines += parsed[i].skipped_lines;
-    out.issues.insert(out.issues.end(), parsed[i].issues.begin(), parsed[i].issues.end());
+    out.non_finite_lines += parsed[i].non_finite_lines;
+    for (const auto& is : parsed[i].issues) {
+      if (static_cast<int64_t>(out.issues.size()) < kKeptParseIssues) out.issues.push_back(is);
+    }
     out.annotation_files.push_back(anns[i].path.filename().string());
   }
   TORCH_CHECK(n > 0, room.string(), ": room has no valid points (", anns.size(), " annotation files)");
@@ -318,7 +338,7 @@ S3disPrepareSummary prepare_s3dis(const std::string& raw_root, const std::string
         r = read_s3dis_room(room.string(), read);
         write_room_h5(out.string(), r.cloud);
       } catch (const std::exception& e) {
-        error = e.what();
+        error = one_line_error(e);
       }
     }
     std::lock_guard<std::mutex> lock(mu);
@@ -333,7 +353,10 @@ S3disPrepareSummary prepare_s3dis(const std::string& raw_root, const std::string
       prog.points = r.cloud.size();
       sum.repaired_lines += r.repaired_lines;
       sum.skipped_lines += r.skipped_lines;
-      sum.issues.insert(sum.issues.end(), r.issues.begin(), r.issues.end());
+      sum.non_finite_lines += r.non_finite_lines;
+      for (const auto& is : r.issues) {
+        if (static_cast<int64_t>(sum.issues.size()) < kKeptParseIssues) sum.issues.push_back(is);
+      }
     }
     prog.done = ++done;
     prog.total = sum.rooms;

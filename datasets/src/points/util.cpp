@@ -268,7 +268,8 @@ bool parse_int_token(std::string_view tok, int64_t& out) {
   int64_t v = 0;
   for (; i < tok.size(); ++i) {
     if (!std::isdigit(static_cast<unsigned char>(tok[i]))) return false;
-    v = v * 10 + (tok[i] - '0');
+    // a number beyond int64 is not an integer token (never a wrapped count)
+    if (__builtin_mul_overflow(v, int64_t{10}, &v) || __builtin_add_overflow(v, int64_t{tok[i] - '0'}, &v)) return false;
   }
   out = neg ? -v : v;
   return true;

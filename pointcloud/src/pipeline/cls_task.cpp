@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/modelnet.h"
 #include "ewa/datasets/points/transforms.h"
 
@@ -53,8 +54,10 @@ ShapeSet load_shapes(const ClsDataOptions& o, const std::string& split) {
     if (entries.empty()) throw std::runtime_error(o.root() + ": no shapes in split '" + split + "'");
     std::vector<torch::Tensor> pts, nrm;
     std::vector<int64_t> labels;
+    datasets::CloudReadOptions ro;
+    ro.max_points = p;
     for (const auto& e : entries) {
-      auto c = datasets::read_modelnet_txt(e.path, p);
+      auto c = datasets::open_cloud(e.path, ro).cloud;  // non-finite rows dropped
       if (c.size() < p) {
         throw std::runtime_error(e.path + ": " + std::to_string(c.size()) + " points, data.num_points is " +
                                  std::to_string(p));
@@ -88,10 +91,10 @@ ShapeSet load_shapes(const ClsDataOptions& o, const std::string& split) {
         if (f.is_regular_file() && f.path().extension() == ".off") files.push_back(f.path());
       }
       std::sort(files.begin(), files.end());
+      datasets::CloudReadOptions ro;
+      ro.mesh_samples = p;  // area-weighted surface samples, seeded by the file name
       for (const auto& f : files) {
-        auto mesh = datasets::read_off(f.string());
-        const uint64_t seed = std::hash<std::string>{}(f.filename().string());
-        auto c = datasets::sample_mesh_surface(mesh, p, seed);
+        auto c = datasets::open_cloud(f.string(), ro).cloud;
         pts.push_back(c.coord);
         if (want_normal) nrm.push_back(c.normal);
         labels.push_back(static_cast<int64_t>(k));
@@ -159,8 +162,15 @@ std::optional<Batch> ClsTask::next_batch() {
   const int64_t bs = config_.train().batch_size();
   const int64_t first = pos_ * bs;
   if (!order_.defined() || first >= order_.size(0)) return std::nullopt;
-  const int64_t b = std::min(bs, order_.size(0) - first);
+  int64_t b = std::min(bs, order_.size(0) - first);
   auto idx = order_.narrow(0, first, b);
+  if (b == 1) {
+    // BatchNorm cannot train on a batch of one (training-set size % batch size == 1, or a
+    // single shape, or batch_size 1): pair it with the next shape of the epoch's order
+    // (wrapping to the first; itself when alone).
+    idx = torch::cat({idx, order_.narrow(0, (first + 1) % order_.size(0), 1)});  // [2]
+    b = 2;
+  }
   auto gen = datasets::make_point_generator(mix_seed(static_cast<uint64_t>(config_.run().seed()),
                                                      static_cast<uint64_t>(epoch_) + 1000,
                                                      static_cast<uint64_t>(rank_ * 1000003 + pos_)));

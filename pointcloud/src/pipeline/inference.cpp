@@ -1,6 +1,7 @@
 // Whole-scene inference with fragment voting and test-time augmentation (see inference.h).
 #include "ewa/pointcloud/inference.h"
 
+#include <algorithm>
 #include <tuple>
 
 #include "ewa/pointcloud/ops.h"
@@ -13,18 +14,36 @@ using datasets::PointCloudData;
 namespace {
 
 /// Splits the index set `frag` [V] into sphere crops of at most max_points until every
-/// index is covered (each crop is centred on the first still uncovered point).
+/// index is covered (each crop is centred on the first still uncovered point). Each crop
+/// costs O(V), so the crop size is raised to at least kMinChunkPoints and V /
+/// kMaxChunksPerFragment, and after kMaxChunksPerFragment crops the uncovered rest is cut
+/// into slabs along x: a model whose metadata says "1 point" cannot make this quadratic.
 void add_chunks(const torch::Tensor& coord, const torch::Tensor& frag, int64_t max_points,
                 std::vector<torch::Tensor>& out) {
+  if (max_points > 0) {
+    const int64_t v = frag.size(0);
+    max_points = std::max({max_points, kMinChunkPoints, (v + kMaxChunksPerFragment - 1) / kMaxChunksPerFragment});
+  }
   if (max_points <= 0 || frag.size(0) <= max_points) {
     out.push_back(frag);
     return;
   }
   auto fc = coord.index_select(0, frag).contiguous();  // [V,3]
   auto covered = torch::zeros({frag.size(0)}, torch::kBool);
-  while (true) {
+  for (int64_t crops = 0;; ++crops) {
     auto open = covered.logical_not().nonzero();  // [U,1]
     if (open.size(0) == 0) break;
+    if (crops == kMaxChunksPerFragment) {
+      // Crops overlap, so covering can take many more than V / max_points of them: the points
+      // still uncovered go into slabs of max_points along x (bounded work, every point covered).
+      auto rest = open.view({-1});                                                  // [U] local
+      auto order = std::get<1>(fc.index_select(0, rest).select(1, 0).sort());     // [U] by x
+      rest = rest.index_select(0, order);
+      for (int64_t a = 0; a < rest.size(0); a += max_points) {
+        out.push_back(frag.index_select(0, rest.narrow(0, a, std::min(max_points, rest.size(0) - a))));
+      }
+      break;
+    }
     const int64_t j = open[0][0].item<int64_t>();
     auto idx = ops::sphere_crop(fc, fc[j].clone(), max_points);  // [max_points] local
     covered.index_fill_(0, idx, true);
@@ -52,7 +71,21 @@ std::vector<torch::Tensor> scene_chunks(const torch::Tensor& coord, const SceneI
     if (voxel_points) *voxel_points = g.fragments.at(0);
     add_chunks(coord, g.fragments.at(0), o.max_points, chunks);
   } else {
-    for (const auto& f : g.fragments) add_chunks(coord, f, o.max_points, chunks);
+    // F = the largest voxel population: 20,000 identical points are one voxel and would give
+    // 20,000 one-point fragments. Fold fragment f into slot f % kMaxFragments (duplicates
+    // removed), so every point stays in at least one fragment and there are at most
+    // kMaxFragments of them.
+    const int64_t nf = static_cast<int64_t>(g.fragments.size());
+    if (nf <= kMaxFragments) {
+      for (const auto& f : g.fragments) add_chunks(coord, f, o.max_points, chunks);
+    } else {
+      for (int64_t slot = 0; slot < kMaxFragments; ++slot) {
+        std::vector<torch::Tensor> parts;
+        for (int64_t f = slot; f < nf; f += kMaxFragments) parts.push_back(g.fragments[static_cast<size_t>(f)]);
+        auto merged = std::get<0>(torch::_unique(torch::cat(parts, 0), /*sorted=*/true));  // [<= V * nf / slots]
+        add_chunks(coord, merged, o.max_points, chunks);
+      }
+    }
   }
   return chunks;
 }

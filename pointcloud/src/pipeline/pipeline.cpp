@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <fstream>
@@ -184,6 +186,18 @@ std::map<std::string, std::string> segmentation_metadata(const SemSegConfig& cfg
           {kMetaEvalMaxPoints, std::to_string(cfg.eval().max_points())}};
 }
 
+namespace {
+/// A finite, non-negative number from model metadata (no "stod" text on garbage).
+double seg_meta_number(const std::string& text, const char* key) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == nullptr || *end != '\0' || !std::isfinite(v) || v < 0) {
+    throw std::runtime_error(std::string(key) + " is '" + text.substr(0, 40) + "', expected a finite number >= 0");
+  }
+  return v;
+}
+}  // namespace
+
 SegModelInfo parse_segmentation_metadata(const std::map<std::string, std::string>& md, const std::string& source) {
   auto get = [&](const char* key) -> const std::string& {
     auto it = md.find(key);
@@ -200,11 +214,17 @@ SegModelInfo parse_segmentation_metadata(const std::map<std::string, std::string
     }
     info.class_names = nlohmann::json::parse(get(kMetaClasses)).get<std::vector<std::string>>();
     info.features = nlohmann::json::parse(get(kMetaFeatures)).get<std::vector<std::string>>();
-    info.grid_size = std::stod(get(kMetaGridSize));
+    info.grid_size = seg_meta_number(get(kMetaGridSize), kMetaGridSize);
     for (const auto& c : nlohmann::json::parse(get(kMetaPalette))) info.palette.push_back({c[0], c[1], c[2]});
     if (md.count(kMetaLabelField)) info.label_field = md.at(kMetaLabelField);
     if (md.count(kMetaLabelMap)) info.label_map = md.at(kMetaLabelMap);
-    if (md.count(kMetaEvalMaxPoints)) info.eval_max_points = std::stoll(md.at(kMetaEvalMaxPoints));
+    if (md.count(kMetaEvalMaxPoints)) {
+      const double v = seg_meta_number(md.at(kMetaEvalMaxPoints), kMetaEvalMaxPoints);
+      if (v != std::floor(v) || v > 1e15) {
+        throw std::runtime_error(std::string(kMetaEvalMaxPoints) + " must be a whole number of points");
+      }
+      info.eval_max_points = static_cast<int64_t>(v);  // 0 = no limit; tiny values are raised by inference
+    }
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(source + ": bad model metadata: " + e.what());
   } catch (const std::exception& e) {

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "ewa/datasets/natural_sort.h"
+#include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/npy.h"
 #include "ewa/datasets/points/pcd_ply.h"
 #include "ewa/datasets/points/room_cache.h"
@@ -28,6 +29,14 @@ namespace ewa::pointcloud {
 using datasets::PointCloudData;
 
 std::vector<std::string> default_s3dis_classes() { return datasets::s3dis_class_names(); }
+
+std::vector<std::string> seg_data_formats() {
+  std::vector<std::string> f = {"s3dis_raw", "s3dis_cache", "pointnet_h5", "pointcept", "labelled_folder", "synth_rooms"};
+  for (const auto* t : datasets::cloud_formats()) {
+    if (std::find(f.begin(), f.end(), t->name) == f.end()) f.push_back(t->name);
+  }
+  return f;
+}
 
 int64_t feature_channels(const std::vector<std::string>& features) {
   return 3 * static_cast<int64_t>(features.size());
@@ -82,8 +91,9 @@ std::string lower_ext(const fs::path& p) {
 int64_t area_of(const std::string& path) {
   static const std::regex re("Area_([0-9]+)");
   std::smatch m;
-  if (std::regex_search(path, m, re)) return std::stoll(m[1].str());
-  return 0;
+  if (!std::regex_search(path, m, re)) return 0;
+  const std::string d = m[1].str();
+  return d.size() > 9 ? -1 : std::atoll(d.c_str());  // an absurd area number matches no area
 }
 
 bool in_list(const std::vector<int64_t>& v, int64_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
@@ -149,74 +159,12 @@ void check_labels(const PointCloudData& c, int64_t num_classes) {
   }
 }
 
-/// Drops rows with a non-finite coordinate, recording kept source indices in `index`.
-void drop_non_finite(PointCloudData& c) {
-  if (c.size() == 0) return;
-  auto ok = torch::isfinite(c.coord).all(1);  // [N] bool
-  if (ok.all().item<bool>()) return;
-  auto keep = ok.nonzero().squeeze(1);  // [M]
-  auto base = c.index.defined() ? c.index : torch::arange(c.size(), torch::kLong);
-  c = datasets::select_points(c, keep);
-  c.index = base.index_select(0, keep);
-}
-
-datasets::LabelMap label_map_of(const std::string& spec) {
-  if (spec == "mosd") return datasets::mosd_label_map();
-  return datasets::parse_label_map(spec);
-}
-
-PointCloudData read_fields_file(const std::string& path, const std::string& label_field, const std::string& map,
-                                int64_t* source_count = nullptr) {
-  auto f = datasets::read_point_fields(path);
-  if (source_count) *source_count = f.size();
-  datasets::FieldsToCloudOptions o;
-  o.label_field = f.has(label_field) ? label_field : "";
-  o.use_label_map = !map.empty();
-  if (o.use_label_map) o.label_map = label_map_of(map);
-  o.drop_non_finite = true;
-  auto c = datasets::fields_to_cloud(f, o);
-  c.source = path;
-  return c;
-}
-
-PointCloudData read_npy_scene(const std::string& path, int64_t* source_count) {
-  auto a = datasets::read_npy(path);
-  *source_count = a.dim() >= 1 ? a.size(0) : 0;
-  if (a.dim() != 2 || (a.size(1) != 3 && a.size(1) != 6 && a.size(1) != 7)) {
-    std::ostringstream s;
-    s << path << ": expected an array [N,3] (xyz), [N,6] (xyz rgb) or [N,7] (xyz rgb label), found shape "
-      << a.sizes();
-    throw std::runtime_error(s.str());
-  }
-  PointCloudData c;
-  auto f = a.to(torch::kDouble);
-  c.coord = f.slice(1, 0, 3).to(torch::kFloat).contiguous();
-  if (a.size(1) >= 6) {
-    auto rgb = f.slice(1, 3, 6);
-    if (rgb.numel() > 0 && rgb.max().item<double>() <= 1.0) rgb = rgb * 255.0;  // [0,1] colours
-    c.color = rgb.round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  }
-  if (a.size(1) == 7) c.segment = f.select(1, 6).round().to(torch::kLong).contiguous();
-  c.name = fs::path(path).stem().string();
-  c.source = path;
-  drop_non_finite(c);
-  return c;
-}
-
-PointCloudData read_txt_scene(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto parsed = datasets::parse_xyzrgb_text(text, path);
-  for (const auto& issue : parsed.issues) spdlog::warn("{}", issue.to_string());
-  const int64_t n = static_cast<int64_t>(parsed.xyz.size() / 3);
-  if (n == 0) throw std::runtime_error(path + ": no points");
-  PointCloudData c;
-  c.coord = torch::from_blob(parsed.xyz.data(), {n, 3}, torch::kFloat).clone();
-  c.color = torch::from_blob(parsed.rgb.data(), {n, 3}, torch::kUInt8).clone();
-  c.name = fs::path(path).stem().string();
-  c.source = path;
-  return c;
+/// Logs what a reader noticed: the first few damaged lines, then a count; dropped points.
+void report_scene_issues(const datasets::CloudScene& s) {
+  for (const auto& issue : s.issues) spdlog::warn("{}", issue.to_string());
+  const int64_t more = s.damaged_lines - static_cast<int64_t>(s.issues.size());
+  if (more > 0) spdlog::warn("{}: {} more damaged lines", s.cloud.source, more);
+  if (s.non_finite > 0) spdlog::warn("{}: {} points with non-finite coordinates dropped", s.cloud.source, s.non_finite);
 }
 
 }  // namespace
@@ -244,7 +192,6 @@ PointCloudData SceneSet::load(int64_t i) const {
   }
   const Entry& e = entry(i);
   PointCloudData c;
-  const std::string& fmt = options_.format();
   if (e.block >= 0) {
     TORCH_CHECK(pointnet_ != nullptr, "SceneSet: pointnet block without data");
     auto d = pointnet_->data.select(0, e.block);  // [P,9]
@@ -252,29 +199,24 @@ PointCloudData SceneSet::load(int64_t i) const {
     c.color = (d.slice(1, 3, 6) * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
     c.segment = pointnet_->label.select(0, e.block).contiguous();
     c.source = e.path + " (block " + std::to_string(e.block) + ")";
-  } else if (lower_ext(e.path) == ".h5") {
-    c = datasets::read_room_h5(e.path);
-  } else if (fmt == "pointcept") {
-    c = datasets::read_pointcept_room(e.path);
-  } else if (fmt == "labelled_folder") {
-    c = read_fields_file(e.path, options_.label_field(), options_.label_map());
-    if (!c.has_segment()) {
-      throw std::runtime_error(e.path + ": no label field '" + options_.label_field() +
-                               "' (set data.label_field)");
-    }
-  } else {  // s3dis_raw / synth_rooms raw
-    datasets::S3disReadOptions ro;
+    datasets::drop_non_finite_points(c);
+  } else {  // every other layout: one scene through the shared format table
+    datasets::CloudReadOptions ro;
+    ro.label_field = options_.label_field();
+    ro.label_map = options_.label_map();
     ro.class_names = options_.class_names();
-    ro.threads = 1;
-    c = datasets::read_s3dis_room(e.path, ro).cloud;
+    auto scene = datasets::open_cloud(e.path, ro);
+    report_scene_issues(scene);
+    c = std::move(scene.cloud);
+    if (!c.has_segment()) {
+      throw std::runtime_error(e.path + ": no labels (for PLY/PCD set data.label_field; found no field '" +
+                               options_.label_field() + "')");
+    }
   }
   c.name = e.name;
   if (c.source.empty()) c.source = e.path;
   if (!c.has_segment()) throw std::runtime_error(c.source + ": scene has no labels");
   if (c.size() == 0) throw std::runtime_error(c.source + ": scene has no points");
-  if (!torch::isfinite(c.coord).all().item<bool>()) {
-    throw std::runtime_error(c.source + ": non-finite (NaN/Inf) coordinates");
-  }
   check_labels(c, static_cast<int64_t>(options_.class_names().size()));
   if (options_.cache()) {
     std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -300,20 +242,11 @@ SegSplits make_seg_splits(const SegDataOptions& o, int64_t test_area) {
       }
     }
   }
-  if (fmt == "s3dis_raw") {
+  if (fmt == "s3dis_raw" || fmt == "s3dis_cache") {
     std::vector<SceneSet::Entry> all;
-    for (const auto& dir : datasets::list_s3dis_rooms(root)) {
-      all.push_back({scene_name(dir, root), dir, -1});
+    for (const auto& p : datasets::list_cloud_scenes(root, fmt == "s3dis_raw" ? "s3dis_room" : "room_h5")) {
+      all.push_back({scene_name(p, root), p, -1});
     }
-    split_by_area(all, o, test_area, train, val);
-  } else if (fmt == "s3dis_cache") {
-    std::vector<std::string> files;
-    for (const auto& f : fs::recursive_directory_iterator(root)) {
-      if (f.is_regular_file() && lower_ext(f.path()) == ".h5") files.push_back(f.path().string());
-    }
-    std::sort(files.begin(), files.end(), natural_less);
-    std::vector<SceneSet::Entry> all;
-    for (const auto& f : files) all.push_back({scene_name(f, root), f, -1});
     split_by_area(all, o, test_area, train, val);
   } else if (fmt == "pointnet_h5") {
     auto data = std::make_shared<datasets::PointNetIndoor3d>(datasets::read_pointnet_indoor3d(root));
@@ -327,21 +260,19 @@ SegSplits make_seg_splits(const SegDataOptions& o, int64_t test_area) {
       }
     }
     pointnet = data;
-  } else {  // pointcept, labelled_folder
+  } else {  // pointcept, labelled_folder (PLY + PCD), or any format of the table by name
     std::vector<std::string> candidates;
-    if (fmt == "pointcept") {
-      candidates = datasets::list_pointcept_rooms(root);
-    } else {
-      for (const auto& f : fs::recursive_directory_iterator(root)) {
-        const auto ext = lower_ext(f.path());
-        if (f.is_regular_file() && (ext == ".pcd" || ext == ".ply")) candidates.push_back(f.path().string());
-      }
+    if (fmt == "labelled_folder") {
+      candidates = datasets::list_cloud_scenes(root, "ply");
+      for (auto& p : datasets::list_cloud_scenes(root, "pcd")) candidates.push_back(std::move(p));
       std::sort(candidates.begin(), candidates.end(), natural_less);
+    } else {
+      candidates = datasets::list_cloud_scenes(root, fmt);
     }
     // One spelling per file: select_paths() normalises explicit names, so the candidates must
     // be normalised too (a root like "x/../data" would otherwise put val scenes in train).
     for (auto& c : candidates) c = fs::path(c).lexically_normal().string();
-    const bool by_area = fmt == "pointcept" && o.val_files().empty();
+    const bool by_area = fmt != "labelled_folder" && o.val_files().empty();
     if (by_area) {
       std::vector<SceneSet::Entry> all;
       for (const auto& c : candidates) all.push_back({scene_name(c, root), c, -1});
@@ -378,41 +309,14 @@ SegSplits make_seg_splits(const SegDataOptions& o, int64_t test_area) {
 // ------------------------------------------------------------------------------ single scene
 
 PointCloudData read_scene_file(const std::string& path, const SceneReadSpec& spec, int64_t* source_points) {
-  if (!fs::exists(path)) throw std::runtime_error(path + ": no such file or folder");
-  PointCloudData c;
-  int64_t source_count = 0;
-  const std::string ext = lower_ext(path);
-  if (fs::is_directory(path)) {
-    if (fs::exists(fs::path(path) / "coord.npy")) {
-      c = datasets::read_pointcept_room(path);
-    } else if (fs::is_directory(fs::path(path) / "Annotations")) {
-      datasets::S3disReadOptions ro;
-      auto room = datasets::read_s3dis_room(path, ro);
-      for (const auto& issue : room.issues) spdlog::warn("{}", issue.to_string());
-      c = room.cloud;
-      if (spec.class_names != datasets::s3dis_class_names()) c.segment = torch::Tensor();
-    } else {
-      throw std::runtime_error(path + ": a folder that is neither an S3DIS room (no Annotations folder) nor a "
-                               "Pointcept room (no coord.npy)");
-    }
-    c.name = fs::path(path).lexically_normal().filename().string();
-    if (c.name.empty() || c.name == ".") c.name = fs::path(path).lexically_normal().parent_path().filename().string();
-  } else if (ext == ".h5") {
-    c = datasets::read_room_h5(path);
-  } else if (ext == ".ply" || ext == ".pcd") {
-    c = read_fields_file(path, spec.label_field, spec.label_map, &source_count);
-  } else if (ext == ".npy") {
-    c = read_npy_scene(path, &source_count);
-  } else if (ext == ".txt") {
-    c = read_txt_scene(path);
-  } else {
-    throw std::runtime_error(path + ": unknown scene type (expected an S3DIS/Pointcept room folder, .h5, .ply, "
-                             ".pcd, .npy or .txt)");
-  }
-  if (c.name.empty()) c.name = fs::path(path).stem().string();
-  c.source = path;
-  if (source_points) *source_points = c.index.defined() ? source_count : c.size();
-  drop_non_finite(c);
+  datasets::CloudReadOptions ro;
+  ro.label_field = spec.label_field;
+  ro.label_map = spec.label_map;  // S3DIS rooms: the standard classes (labels dropped below when the model differs)
+  auto scene = datasets::open_cloud(path, ro);
+  report_scene_issues(scene);
+  PointCloudData c = std::move(scene.cloud);
+  if (!scene.class_names.empty() && scene.class_names != spec.class_names) c.segment = torch::Tensor();
+  if (source_points) *source_points = scene.source_points;
   if (c.size() == 0) throw std::runtime_error(path + ": no (finite) points");
   if (c.has_segment()) {
     const int64_t k = static_cast<int64_t>(spec.class_names.size());

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "ewa/datasets/points/pcd_ply.h"
 #include "ewa/pointcloud/seg_task.h"
 
 namespace fs = std::filesystem;
@@ -47,43 +48,10 @@ SegmentResult segment_cloud(PointTransformer& model, const SegModelInfo& info, c
 void write_prediction_ply(const std::string& path, const PointCloudData& cloud, const torch::Tensor& pred) {
   const int64_t n = cloud.size();
   TORCH_CHECK(pred.dim() == 1 && pred.size(0) == n, "write_prediction_ply: ", n, " points but ", pred.sizes(), " labels");
-  const bool gt = cloud.has_segment();
-  std::string header = "ply\nformat binary_little_endian 1.0\ncomment written by ewa-vision (ewa segment)\n"
-                       "comment label=pred\nelement vertex " +
-                       std::to_string(n) +
-                       "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
-                       "property uchar green\nproperty uchar blue\nproperty int label\n";
-  if (gt) header += "property int gt\n";
-  header += "end_header\n";
-  auto xyz = cloud.coord.to(torch::kFloat).contiguous();
-  auto rgb = cloud.has_color() ? cloud.color.to(torch::kUInt8).contiguous() : torch::full({n, 3}, 128, torch::kUInt8);
-  auto lab = pred.to(torch::kInt).contiguous();
-  auto g = gt ? cloud.segment.to(torch::kInt).contiguous() : torch::Tensor();
-  const size_t rec = 12 + 3 + 4 + (gt ? 4 : 0);
-  std::string body(static_cast<size_t>(n) * rec, '\0');
-  {
-    // Interleave the columns with tensor ops into a [N, rec] byte matrix (no per-point loop).
-    auto bytes = torch::from_blob(body.data(), {n, static_cast<int64_t>(rec)}, torch::kUInt8);
-    bytes.narrow(1, 0, 12).copy_(xyz.view(torch::kUInt8).view({n, 12}));
-    bytes.narrow(1, 12, 3).copy_(rgb);
-    bytes.narrow(1, 15, 4).copy_(lab.view(torch::kUInt8).view({n, 4}));
-    if (gt) bytes.narrow(1, 19, 4).copy_(g.view(torch::kUInt8).view({n, 4}));
-  }
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error(path + ": cannot write");
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(body.data(), static_cast<std::streamsize>(body.size()));
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw std::runtime_error(path + ": write failed (disk full?)");
-    }
-  }
-  fs::rename(tmp, target);
+  // the one labelled-PLY writer of datasets; "label=pred" tells `ewa view` the labels are predictions
+  datasets::write_labelled_ply(path, cloud.coord, cloud.has_color() ? cloud.color : torch::Tensor(), pred,
+                               cloud.has_segment() ? cloud.segment : torch::Tensor(), /*binary=*/true,
+                               {"written by ewa-vision (ewa segment)", "label=pred"});
 }
 
 torch::Tensor prediction_in_source_order(const PointCloudData& cloud, const torch::Tensor& pred, int64_t source_points) {

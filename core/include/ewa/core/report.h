@@ -16,8 +16,10 @@ struct ConfusionMatrix {
   std::vector<std::string> names;
 };
 
-/// Reads RUN_DIR/confusion.csv (rows = true class, columns = predicted; an optional first
-/// row of class names). Returns an empty matrix when the file is absent; throws
+/// Reads a confusion matrix CSV such as RUN_DIR/confusion.csv (rows = true class, columns =
+/// predicted; cells separated by commas, or semicolons, tabs or blanks; '#' starts a comment;
+/// an optional first row of class names). Counts must be finite and >= 0 and the matrix
+/// square. Returns an empty matrix when the file cannot be opened; throws
 /// std::runtime_error naming the file and line when it is malformed.
 ConfusionMatrix read_confusion_csv(const std::string& path);
 

@@ -17,6 +17,9 @@ namespace ewa::pointcloud {
 
 /// The 13 S3DIS classes in the standard order (ceiling ... clutter).
 std::vector<std::string> default_s3dis_classes();
+/// data.format values of segmentation: the dataset layouts below plus every point format of
+/// datasets::cloud_formats() by name (scenes listed by that format under data.root).
+std::vector<std::string> seg_data_formats();
 
 /// Training augmentations of one scene (applied in this order before grid sampling).
 /// Field names = YAML keys under `data.transforms`.
@@ -61,7 +64,9 @@ struct SegDataOptions {
   /// s3dis_raw (Area_N/<room>/Annotations) | s3dis_cache (`ewa data prepare s3dis` output,
   /// Area_N/<room>.h5) | pointnet_h5 (indoor3d_sem_seg_hdf5_data) | pointcept (per-room
   /// coord.npy ...) | labelled_folder (PCD/PLY files with a label field) | synth_rooms (the
-  /// output of `ewa data synth-rooms`, raw or prepared: *.h5 files when present, else raw).
+  /// output of `ewa data synth-rooms`, raw or prepared: *.h5 files when present, else raw) |
+  /// any point format name of the shared table (ply, pcd, npy, text, room_h5, ...): every
+  /// scene of that format under root, split by val_files or else by Area_N.
   TORCH_ARG(std::string, format) = "s3dis_cache";
   TORCH_ARG(std::string, root) = "";
   /// Area formats: training areas ([] = every area except test_area) and the test area.
@@ -95,8 +100,7 @@ struct SegDataOptions {
   int64_t feature_channels() const;
   template <class A>
   void visit(A& a) {
-    a.one_of("format", format(),
-             {"s3dis_raw", "s3dis_cache", "pointnet_h5", "pointcept", "labelled_folder", "synth_rooms"});
+    a.one_of("format", format(), seg_data_formats());
     a("root", root())("train_areas", train_areas())("test_area", test_area())("six_fold", six_fold());
     a("train_files", train_files())("val_files", val_files())("class_names", class_names());
     a("label_field", label_field())("label_map", label_map())("features", features());

@@ -18,10 +18,19 @@ namespace ewa::pointcloud {
 using SegLogitsFn =
     std::function<torch::Tensor(const torch::Tensor& coord, const torch::Tensor& feat, const torch::Tensor& offset)>;
 
+/// Bounds that keep whole-scene inference linear in the scene size whatever the data or the
+/// model metadata say: at most kMaxFragments test fragments (fragments beyond it are folded
+/// into the first ones, so every point stays covered), and chunks of at least
+/// kMinChunkPoints points and at most kMaxChunksPerFragment chunks per fragment.
+constexpr int64_t kMaxFragments = 32;
+constexpr int64_t kMinChunkPoints = 64;
+constexpr int64_t kMaxChunksPerFragment = 256;
+
 struct SceneInferenceOptions {
   std::string mode = "fragments";     ///< fragments | voxel
   double grid_size = 0.04;            ///< 0 = every point in one fragment
-  int64_t max_points = 0;             ///< chunk fragments larger than this (0 = no limit)
+  int64_t max_points = 0;             ///< chunk fragments larger than this (0 = no limit; raised to
+                                      ///< kMinChunkPoints and to V / kMaxChunksPerFragment)
   std::vector<std::string> features = {"xyz", "rgb"};
   bool tta = false;
   std::vector<double> tta_scales = {0.9, 1.0, 1.1};
@@ -39,7 +48,8 @@ struct SceneInferenceStats {
 /// Chunks (index sets into the scene, int64) that `options` evaluates for `coord` [N,3]
 /// (one augmentation): every point of the scene is in at least one chunk (fragments mode:
 /// the grid-sample test fragments, each with exactly one point per voxel, points of sparse
-/// voxels repeated; voxel mode: one point per voxel). Voxel mode: `inverse` [N] receives the voxel of each point and
+/// voxels repeated; more than kMaxFragments fragments are folded into kMaxFragments unions;
+/// voxel mode: one point per voxel). Voxel mode: `inverse` [N] receives the voxel of each point and
 /// `voxel_points` [V] the point evaluated for each voxel.
 std::vector<torch::Tensor> scene_chunks(const torch::Tensor& coord, const SceneInferenceOptions& options,
                                         torch::Tensor* inverse = nullptr, torch::Tensor* voxel_points = nullptr);

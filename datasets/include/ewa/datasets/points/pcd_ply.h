@@ -22,6 +22,7 @@ struct PointFields {
   int64_t width = 0;
   int64_t height = 1;  ///< > 1 for organised clouds
   std::string source;
+  std::vector<std::string> comments;  ///< header comments (PLY `comment`, PCD `#` lines)
 
   int64_t size() const { return width * height; }
   bool has(const std::string& name) const { return fields.count(name) > 0; }
@@ -61,17 +62,20 @@ struct FieldsToCloudOptions {
   bool use_label_map = false;
   LabelMap label_map;
   bool drop_non_finite = true;  ///< drop NaN/Inf points (kept indices go to `index`)
+  bool refuse_non_finite = false;  ///< a NaN/Inf point is an error naming the file
 };
 
 /// x,y,z -> coord; rgb (packed float) / rgba (packed uint) / red,green,blue -> color;
 /// normal_x.. / nx.. -> normal; label field -> segment (mapped); instance/object -> instance.
 PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions& options = {});
 
-/// Writes a PLY with `x y z` (float) `red green blue` (uchar) `label` (int) and, when `gt`
-/// is defined, `gt` (int). coord float [N,3]; color uint8 [N,3] or undefined (grey);
-/// label integer [N]; gt integer [N] or undefined. Binary little-endian or ascii; temp +
-/// rename.
+/// The one labelled-PLY writer: `x y z` (float) `red green blue` (uchar) `label` (int) and,
+/// when `gt` is defined, `gt` (int), with `comments` in the header ("label=pred" tells the
+/// viewer the labels are predictions). coord float [N,3]; color uint8 [N,3] or undefined
+/// (grey); label integer [N]; gt integer [N] or undefined. Binary little-endian or ascii;
+/// temp + rename.
 void write_labelled_ply(const std::string& path, const torch::Tensor& coord, const torch::Tensor& color,
-                        const torch::Tensor& label, const torch::Tensor& gt = {}, bool binary = true);
+                        const torch::Tensor& label, const torch::Tensor& gt = {}, bool binary = true,
+                        const std::vector<std::string>& comments = {"written by ewa-vision"});
 
 }  // namespace ewa::datasets

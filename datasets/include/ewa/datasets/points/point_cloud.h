@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,9 @@ struct PointCloudData {
   torch::Tensor instance;  ///< int64 [N] instance id (-1 = none); or undefined
   torch::Tensor index;     ///< int64 [N] index of each point in the source file when points
                            ///< were dropped on reading (e.g. NaN points); or undefined
+  /// Other per-point scalar fields of the file by name (e.g. "gt", "pred", "confidence",
+  /// "intensity"), each [N] in the file's dtype (widened as PointFields documents).
+  std::map<std::string, torch::Tensor> extra;
   std::string name;        ///< e.g. "Area_1/office_2", "airplane_0001"
   std::string source;      ///< file or folder it was read from
 
@@ -45,5 +50,17 @@ struct ParseIssue {
   std::string what;      ///< short reason, e.g. "stray byte 0x10 in column 1"
   std::string to_string() const;  ///< "file:line: what (repaired|skipped)"
 };
+
+/// Tolerant parsers keep this many ParseIssue records (the first ones) and count the rest.
+constexpr int64_t kKeptParseIssues = 10;
+
+/// Drops the points whose coordinates are not all finite, keeping the source position of
+/// every kept point in `index` (composed with an existing `index`). Returns the number
+/// dropped; when `refuse` is set a non-finite point throws DataError naming `source`.
+int64_t drop_non_finite_points(PointCloudData& cloud, bool refuse = false);
+
+/// The first line of an exception's message, without LibTorch's backtrace
+/// (c10::Error::what_without_backtrace for c10 errors).
+std::string one_line_error(const std::exception& e);
 
 }  // namespace ewa::datasets

@@ -28,23 +28,28 @@ struct S3disReadOptions {
   /// non-aligned): rotation by -angle about z around the room's bounding-box centre, the
   /// convention that maps v1.2 rooms onto the aligned version (as Pointcept's preprocessing).
   bool apply_alignment = true;
+  /// Fail on a non-finite coordinate instead of dropping (and counting) its line.
+  bool refuse_non_finite = false;
 };
 
 /// Result of parsing `x y z r g b` text.
 struct XyzRgbText {
   std::vector<float> xyz;    ///< 3 per point
   std::vector<uint8_t> rgb;  ///< 3 per point
-  std::vector<ParseIssue> issues;
+  std::vector<ParseIssue> issues;  ///< the first kKeptParseIssues damaged lines only
   int64_t repaired_lines = 0;
-  int64_t skipped_lines = 0;
+  int64_t skipped_lines = 0;       ///< includes non_finite_lines
+  int64_t non_finite_lines = 0;    ///< dropped: NaN/Inf coordinate, or beyond float range (1e300)
 };
 
 /// Parses S3DIS-style text (6 numbers per line, whitespace separated). A token with stray
 /// non-numeric bytes (e.g. "103.0\x10" "0000") is repaired by dropping them when what is left
 /// is a valid number; a line with the wrong column count, an unparsable token or a colour
-/// outside [0,255] is skipped. Both are recorded in `issues` with `file` and the 1-based
-/// line. NaN/Inf coordinates throw (naming file:line). Never logs.
-XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file);
+/// outside [0,255] is skipped. Both are counted, and the first kKeptParseIssues recorded in
+/// `issues` with `file` and the 1-based line (memory stays bounded for a file of damaged
+/// lines). A NaN/Inf coordinate, or one beyond float range, drops the line (counted in
+/// `non_finite_lines`), or throws naming file:line when `refuse_non_finite`. Never logs.
+XyzRgbText parse_xyzrgb_text(std::string_view text, const std::string& file, bool refuse_non_finite = false);
 
 /// One room read from the raw layout.
 struct S3disRoom {
@@ -52,13 +57,15 @@ struct S3disRoom {
   std::vector<ParseIssue> issues;
   int64_t repaired_lines = 0;
   int64_t skipped_lines = 0;
+  int64_t non_finite_lines = 0;
   int64_t bytes = 0;                ///< text bytes parsed
   double alignment_angle_deg = 0;   ///< rotation applied (0 when none)
   std::vector<std::string> annotation_files;  ///< instance id i = annotation_files[i]
 };
 
 /// Reads `room_dir` (= .../Area_N/<room>). Throws naming the path for a missing
-/// Annotations folder, an unknown class, an empty room, NaN coordinates.
+/// Annotations folder, an unknown class, an empty room (NaN coordinates: see
+/// parse_xyzrgb_text). `issues` keeps the first kKeptParseIssues of all files.
 S3disRoom read_s3dis_room(const std::string& room_dir, const S3disReadOptions& options = {});
 
 /// Room folders under `raw_root` (folders Area_N/<room> with an Annotations folder or a
@@ -91,7 +98,8 @@ struct S3disPrepareSummary {
   int64_t points = 0;         ///< points in written rooms
   int64_t repaired_lines = 0;
   int64_t skipped_lines = 0;
-  std::vector<ParseIssue> issues;                           ///< every damaged line
+  int64_t non_finite_lines = 0;
+  std::vector<ParseIssue> issues;                           ///< the first kKeptParseIssues damaged lines
   std::vector<std::pair<std::string, std::string>> failed;  ///< (room, error message)
 };
 
