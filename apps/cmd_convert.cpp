@@ -1,12 +1,15 @@
-// `ewa convert MODEL --out FILE`: collapse the MoE layers of an image-classification ViT into
-// the dense ViT, verify on a probe batch, export safetensors with timm parameter names.
+// `ewa convert MODEL --out FILE`: collapse the RUP/EWA MoE layers of an image-classification ViT
+// into the dense ViT (verified on a probe batch), or with --average the experts of a learned-router
+// model (reporting the top-1 it costs), and export safetensors with timm parameter names.
 // MODEL is an ewa model file (.safetensors), a trainer checkpoint (.ckpt, e.g.
 // RUN/checkpoints/last.ckpt; the model is built from RUN/config.yaml or --config) or a run
 // directory (its checkpoints/last.ckpt).
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
+#include <optional>
 #include <memory>
 #include <sstream>
 
@@ -26,9 +29,7 @@ namespace {
 struct ConvertArgs {
   std::string model, out, config, checkpoint = "last";
   std::vector<std::string> set;
-  int64_t probe_batch = 4;
-  double tolerance = 1e-4;
-  uint64_t seed = 0;
+  vision2d::ConvertOptions options;
 };
 
 std::string join_blocks(const std::vector<int64_t>& blocks) {
@@ -37,29 +38,82 @@ std::string join_blocks(const std::vector<int64_t>& blocks) {
   return s.str();
 }
 
+// The run's image-classification config: --config, else RUN/config.yaml next to `file` (a
+// checkpoint in RUN/checkpoints/ or a model file in RUN/); empty when none is found.
+std::optional<vision2d::ImageClassificationConfig> run_config(const ConvertArgs& a, const fs::path& file,
+                                                              std::string* config_file) {
+  std::string path = a.config;
+  if (path.empty()) {
+    const fs::path dir = fs::absolute(file).parent_path();
+    for (const fs::path& c : {dir / "config.yaml", dir.parent_path() / "config.yaml"}) {
+      if (fs::exists(c)) {
+        path = c.string();
+        break;
+      }
+    }
+  }
+  if (path.empty()) return std::nullopt;
+  config::Node root = config::parse_yaml_file(path);
+  config::apply_overrides(root, a.set);
+  const std::string task = task_of(root, path);
+  if (task != "image_classification") {
+    throw UsageError("convert: " + path + " is a '" + task +
+                     "' run; ewa convert exports image-classification ViTs (a point-cloud run writes its "
+                     "model.safetensors at the end of ewa train)");
+  }
+  *config_file = path;
+  return vision2d::decode_config(root, path);
+}
+
+// Runs the one collapse path, mapping "learned router without --average" to a usage error.
+vision2d::ConvertResult convert_or_usage(VisionTransformer& model, const ConvertArgs& a,
+                                         const vision2d::ImageClassificationConfig* cfg) {
+  if (routes_at_eval(*model) && !a.options.average) {
+    throw UsageError("convert: " + a.model + " routes its MoE layers with the learned router '" +
+                     (model->moe_options() ? model->moe_options()->router().name() : std::string("?")) +
+                     "': it is served as the routed MoE it was trained as (ewa eval / classify run it); pass "
+                     "--average to replace each MoE layer by the mean of its experts (reports the accuracy "
+                     "this costs on the run's evaluation split)");
+  }
+  return vision2d::convert_model(model, a.options, cfg);
+}
+
+void print_result(const vision2d::ConvertResult& r, const ConvertArgs& a) {
+  if (r.moe_blocks.empty()) {
+    std::cout << "model is dense: nothing to collapse\n";
+    return;
+  }
+  std::cout << (r.averaged_learned ? "averaged " : "collapsed ") << r.moe_blocks.size() << " MoE layers (blocks "
+            << join_blocks(r.moe_blocks) << ", " << r.num_experts << " experts each, router " << r.router
+            << ") into dense FFNs\n";
+  if (r.averaged_learned) {
+    std::cout << std::fixed << std::setprecision(2) << "accuracy cost on " << r.split << " (" << r.eval_images
+              << " images): top-1 " << 100.0 * r.top1_routed << "% routed MoE -> " << 100.0 * r.top1_averaged
+              << "% averaged experts (" << std::showpos << 100.0 * (r.top1_averaged - r.top1_routed)
+              << std::noshowpos << " points)\n"
+              << std::defaultfloat;
+  } else {
+    std::cout << "verify: max |MoE eval output - dense output| = " << r.max_abs_diff << " on a probe batch of "
+              << a.options.probe_batch << "\n";
+  }
+}
+
 void convert_safetensors(const ConvertArgs& a) {
   VisionTransformer model = load_model(a.model);
   const auto& o = model->options();
   const auto moe = model->moe_blocks();
   std::cout << "loaded " << a.model << ": ViT depth " << o.depth() << ", embed_dim " << o.embed_dim() << ", "
             << (moe.empty() ? std::string("dense") : std::to_string(moe.size()) + " MoE layers") << "\n";
-  if (moe.empty()) {
-    std::cout << "model is dense: nothing to collapse\n";
-  } else {
-    torch::manual_seed(a.seed);
-    auto probe = torch::randn({a.probe_batch, o.in_chans(), o.img_size(), o.img_size()},
-                              model->pos_embed.options().requires_grad(false));
-    CollapseReport report = collapse_to_dense(model, probe);
-    std::cout << "collapsed " << report.blocks.size() << " MoE layers (blocks " << join_blocks(report.blocks) << ", "
-              << report.num_experts << " experts each) into dense FFNs\n"
-              << "verify: max |MoE eval output - dense output| = " << report.max_abs_diff << " on a probe batch of "
-              << a.probe_batch << "\n";
-    if (!(report.max_abs_diff <= a.tolerance)) {
-      throw std::runtime_error("collapse verification failed: max |diff| " + std::to_string(report.max_abs_diff) +
-                               " > tolerance " + std::to_string(a.tolerance) +
-                               " (the MoE's eval forward is not the averaged expert: a learned router?)");
+  std::optional<vision2d::ImageClassificationConfig> cfg;
+  std::string config_file;
+  if (a.options.average && routes_at_eval(*model)) {
+    cfg = run_config(a, a.model, &config_file);
+    if (!cfg) {
+      throw UsageError("convert --average: no config.yaml next to " + a.model +
+                       ": the run's config is needed to measure the accuracy averaging costs (pass --config)");
     }
   }
+  print_result(convert_or_usage(model, a, cfg ? &*cfg : nullptr), a);
   // Keep the metadata ewa classify needs (class names, normalisation) from the input file.
   safetensors::Metadata extra;
   for (const auto& [k, v] : safetensors::read_header(a.model).metadata) {
@@ -86,42 +140,24 @@ void convert_checkpoint(const ConvertArgs& a) {
                        " a run directory written by ewa train?)");
     }
   }
-  std::string config_file = a.config;
-  if (config_file.empty()) {
-    // RUN/checkpoints/X.ckpt -> RUN/config.yaml (also accept X.ckpt directly in RUN).
-    const fs::path dir = fs::absolute(ckpt).parent_path();
-    for (const fs::path& c : {dir.parent_path() / "config.yaml", dir / "config.yaml"}) {
-      if (fs::exists(c)) {
-        config_file = c.string();
-        break;
-      }
-    }
-    if (config_file.empty()) {
-      throw UsageError("convert: no config.yaml next to " + ckpt.string() +
-                       " (expected RUN/config.yaml for RUN/checkpoints/*.ckpt); pass the run's config with --config");
-    }
+  std::string config_file;
+  const auto cfg = run_config(a, ckpt, &config_file);
+  if (!cfg) {
+    throw UsageError("convert: no config.yaml next to " + ckpt.string() +
+                     " (expected RUN/config.yaml for RUN/checkpoints/*.ckpt); pass the run's config with --config");
   }
-  config::Node root = config::parse_yaml_file(config_file);
-  config::apply_overrides(root, a.set);
-  const std::string task = task_of(root, config_file);
-  if (task != "image_classification") {
-    throw UsageError("convert: " + config_file + " is a '" + task +
-                     "' run; ewa convert exports image-classification ViTs (a point-cloud run writes its "
-                     "collapsed model.safetensors at the end of ewa train)");
+  const auto& moe = cfg->model().moe();
+  if (moe.enabled() && moe.router().name() != "rup" && !a.options.average) {
+    throw UsageError("convert: the run " + config_file + " routes its MoE layers with the learned router '" +
+                     moe.router().name() +
+                     "': its model.safetensors is the routed MoE (ewa eval / classify run it); pass --average to "
+                     "replace each MoE layer by the mean of its experts (reports the accuracy this costs on the "
+                     "run's evaluation split)");
   }
-  const auto cfg = vision2d::decode_config(root, config_file);
   std::cout << "loading " << ckpt.string() << " (model from " << config_file << ")\n";
-  const auto ex =
-      vision2d::export_checkpoint(cfg, ckpt.string(), a.out, a.probe_batch, a.seed, a.tolerance);
+  const auto ex = vision2d::export_checkpoint(*cfg, ckpt.string(), a.out, a.options);
   std::cout << "checkpoint at step " << ex.step << ": " << ex.params_train << " parameters\n";
-  if (ex.moe_blocks.empty()) {
-    std::cout << "model is dense: nothing to collapse\n";
-  } else {
-    std::cout << "collapsed " << ex.moe_blocks.size() << " MoE layers (blocks " << join_blocks(ex.moe_blocks) << ", "
-              << ex.num_experts << " experts each) into dense FFNs\n"
-              << "verify: max |MoE eval output - dense output| = " << ex.max_abs_diff << " on a probe batch of "
-              << a.probe_batch << "\n";
-  }
+  print_result(ex.convert, a);
   std::cout << "wrote " << a.out << " (dense ViT, " << ex.params << " parameters, timm names"
             << (ex.has_class_names ? ", class names" : "") << ")\n";
 }
@@ -142,11 +178,14 @@ void add_convert_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--checkpoint", args->checkpoint, "last | best, for a run directory")->capture_default_str();
   cmd->add_option("--set", args->set, "Override a key of the run's config: a.b.c=value")->take_all();
-  cmd->add_option("--probe-batch", args->probe_batch, "Random images used to verify the collapse")
+  cmd->add_flag("--average", args->options.average,
+                "Average the experts of a learned-router model (reports the top-1 this costs on the run's "
+                "evaluation split; needs the run's config.yaml next to the file or --config)");
+  cmd->add_option("--probe-batch", args->options.probe_batch, "Random images used to verify the collapse")
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--tolerance", args->tolerance, "Fail when max |MoE - dense| on the probe exceeds this")
+  cmd->add_option("--tolerance", args->options.tolerance, "Fail when max |MoE - dense| on the probe exceeds this")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--seed", args->seed, "Seed of the probe batch");
+  cmd->add_option("--seed", args->options.seed, "Seed of the probe batch");
   cmd->callback([&global, args] {
     apply_global_options(global);
     if (!fs::is_directory(args->model) && fs::path(args->model).extension() == ".safetensors") {

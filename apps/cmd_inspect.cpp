@@ -1,6 +1,6 @@
 // `ewa inspect FILE`: a safetensors file's tensors (name, dtype, shape), parameter count,
-// MoE layers and metadata, read from the header only; for a Point Transformer (saved model or
-// 3D config's model.pt) also its architecture and dense parameter count.
+// MoE layers, router and metadata from the header; an ewa model file is then loaded and run once
+// (load check); for a Point Transformer (model or 3D config's model.pt) also its architecture.
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "ewa/core/config.h"
+#include "ewa/core/model_io.h"
 #include "ewa/core/safetensors.h"
 #include "ewa/pointcloud/point_transformer.h"
 
@@ -20,6 +21,21 @@ std::string join_ints(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
   return s + "]";
+}
+
+std::string shape_text(torch::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+/// How a model file's MoE layers run at inference, by router name.
+std::string router_line(const std::string& router) {
+  if (router == "rup") {
+    return "router: rup (inference runs the averaged expert; `ewa convert` collapses it to the dense network)\n";
+  }
+  return "router: " + router + " (learned: the file is the routed MoE as trained; ewa eval/classify/segment route "
+         "with it; `ewa convert --average` averages the experts)\n";
 }
 
 /// Architecture summary and dense parameter count of a Point Transformer.
@@ -104,6 +120,11 @@ void add_inspect_command(CLI::App& app, GlobalOptions& global) {
     } else {
       std::cout << "MoE layers: " << moe.size() << "\n";
       for (const auto& l : moe) std::cout << l << "\n";
+      if (auto m = header.metadata.find(kMetaMoe); m != header.metadata.end()) {
+        const std::string src = *file + ":__metadata__." + kMetaMoe;
+        const auto mo = config::decode<MoEOptions>(config::parse_yaml_string(m->second, src), src);
+        std::cout << router_line(mo.router().name());
+      }
     }
     std::cout << "metadata:" << (header.metadata.empty() ? " none" : "") << "\n";
     for (const auto& [k, v] : header.metadata) {
@@ -127,11 +148,27 @@ void add_inspect_command(CLI::App& app, GlobalOptions& global) {
                            std::to_string(t.shape[1]) + " -> " + std::to_string(t.shape[2]));
         }
       }
+      const std::string router = o.moe().router().name();
       o.moe().enabled(false);  // the file's own tensors tell whether it holds MoE linears
       print_point_transformer(o);
       std::cout << "Point Transformer MoE linears: " << (layers.empty() ? "none (dense)" : std::to_string(layers.size()))
                 << "\n";
       for (const auto& l : layers) std::cout << l << "\n";
+      if (!layers.empty()) std::cout << router_line(router);
+      // Load check: build the model from the metadata and load the tensors (strict).
+      auto net = pointcloud::load_point_model(*file);
+      std::cout << "load check: ok (" << (net->num_moe_layers() > 0 ? "routed MoE" : "dense") << " Point Transformer, "
+                << net->parameters().size() << " parameter tensors loaded)\n";
+    } else if (header.metadata.count(kMetaVit)) {
+      // Load check: build the ViT from the metadata, load the tensors, run one zero image.
+      auto model = load_model(*file);
+      model->eval();
+      torch::NoGradGuard no_grad;
+      const auto& v = model->options();
+      auto y = model->forward(torch::zeros({1, v.in_chans(), v.img_size(), v.img_size()},
+                                           model->pos_embed.options().requires_grad(false)));
+      std::cout << "load check: ok (" << (model->moe_blocks().empty() ? "dense" : "routed MoE")
+                << " ViT, 1 image -> logits " << shape_text(y.sizes()) << ")\n";
     }
   });
 }

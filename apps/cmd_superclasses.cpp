@@ -1,15 +1,28 @@
-// `ewa superclasses --confusion confusion.csv --groups E [--out superclasses.csv]`: clusters the
-// classes of a dense model's confusion matrix into E super-classes for per_image routing.
+// `ewa superclasses --run DENSE_RUN --groups E [--out superclasses.csv]`: clusters the classes of
+// a dense model's confusion matrix on held-out validation data (or a given --confusion CSV) into
+// E super-classes for per_image routing.
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
 #include "commands.h"
+#include "config_schema.h"
+#include "ewa/core/config.h"
+#include "ewa/core/pipeline.h"
 #include "ewa/core/report.h"
 #include "ewa/core/routers.h"
+#include "ewa/vision2d/pipeline.h"
+#include "ewa/vision2d/presets.h"
 
 namespace ewa::app {
 
@@ -29,11 +42,52 @@ torch::Tensor read_confusion(const std::string& path) {
   return out;
 }
 
+// The confusion matrix of a dense run's model.safetensors on `split` of its data (default the
+// held-out validation split: data.val_fraction or the dataset's own val split, never the test
+// set unless asked for).
+torch::Tensor run_confusion(const std::string& run_dir, const std::string& split) {
+  namespace fs = std::filesystem;
+  const std::string config_file = (fs::path(run_dir) / "config.yaml").string();
+  if (!fs::exists(config_file)) throw UsageError("superclasses: " + config_file + " not found (--run takes a run directory)");
+  const config::Node root = config::parse_yaml_file(config_file);
+  const std::string task = task_of(root, config_file);
+  if (task != "image_classification") {
+    throw UsageError("superclasses: " + config_file + " is a '" + task + "' run; per_image routing is for image classification");
+  }
+  const auto cfg = vision2d::decode_config(root, config_file);
+  if (split == "val" && cfg.data().val_fraction() <= 0 && cfg.data().val_root().empty()) {
+    spdlog::info("{} has no held-out split (data.val_fraction 0): using the dataset's own val split", run_dir);
+  }
+  EvalRequest req;
+  req.run_dir = run_dir;
+  req.checkpoint = "model";
+  req.split = split;
+  req.quiet = true;
+  req.out = (fs::path(run_dir) / ("superclass_eval_" + split + ".json")).string();
+  try {
+    vision2d::evaluate(cfg, req);
+  } catch (const std::exception& e) {
+    if (split != "val") throw;
+    throw std::runtime_error(std::string(e.what()) +
+                             " (super-classes come from held-out validation data: retrain the dense model with "
+                             "--set data.val_fraction=0.1, or pass --split test to accept the test set)");
+  }
+  std::ifstream in(req.out);
+  const auto j = nlohmann::json::parse(in);
+  const auto& rows = j.at("confusion");
+  const auto k = static_cast<int64_t>(rows.size());
+  auto out = torch::zeros({k, k}, torch::kDouble);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t c = 0; c < k; ++c) out[i][c] = rows[static_cast<size_t>(i)][static_cast<size_t>(c)].get<double>();
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_superclasses_command(CLI::App& app, GlobalOptions& global) {
   struct Args {
-    std::string confusion, out = "superclasses.csv";
+    std::string confusion, run, split = "val", out = "superclasses.csv";
     int64_t groups = 0;
     bool unbalanced = false;
   };
@@ -41,9 +95,16 @@ void add_superclasses_command(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand(
       "superclasses",
       "Cluster classes into super-classes from a dense model's confusion matrix (per_image routing)");
+  auto* run = cmd->add_option("--run", args->run,
+                              "A dense run directory: its model.safetensors is evaluated on --split and that "
+                              "confusion matrix is clustered")
+                  ->check(CLI::ExistingDirectory);
+  cmd->add_option("--split", args->split,
+                  "Split for --run: val (default: the held-out validation split) | train | test (leaks the test set)")
+      ->capture_default_str();
   cmd->add_option("--confusion", args->confusion, "K x K confusion matrix CSV (rows: true class, columns: predicted)")
-      ->required()
-      ->check(CLI::ExistingFile);
+      ->check(CLI::ExistingFile)
+      ->excludes(run);
   cmd->add_option("--groups", args->groups, "Number of super-classes (= experts of the MoE layers)")
       ->required()
       ->check(CLI::PositiveNumber);
@@ -51,7 +112,11 @@ void add_superclasses_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_flag("--unbalanced", args->unbalanced, "Do not cap super-class sizes at ceil(K / groups)");
   cmd->callback([&global, args] {
     apply_global_options(global);
-    auto confusion = read_confusion(args->confusion);
+    if (args->run.empty() && args->confusion.empty()) {
+      throw UsageError("superclasses: give --run DENSE_RUN_DIR (held-out validation confusion) or --confusion FILE");
+    }
+    auto confusion = args->run.empty() ? read_confusion(args->confusion) : run_confusion(args->run, args->split);
+    if (!args->run.empty()) args->confusion = args->run + " (" + args->split + ")";
     if (args->groups > confusion.size(0)) {
       throw UsageError("--groups " + std::to_string(args->groups) + " exceeds the " +
                        std::to_string(confusion.size(0)) + " classes of " + args->confusion);

@@ -151,12 +151,12 @@ int main(int argc, char** argv) {
     auto experts_only = [&] {
       moe->zero_grad();
       if (ragged.empty()) {
-        moe->experts->forward(xs).sum().backward();
+        moe.ffn().forward(xs).sum().backward();
         return;
       }
       torch::Tensor total = torch::zeros({});
       for (int64_t i = 0; i < e; ++i) {
-        if (ragged[i] > 0) total = total + moe->experts->forward_expert(i, xs[i].narrow(0, 0, ragged[i])).sum();
+        if (ragged[i] > 0) total = total + moe.ffn().forward_expert(i, xs[i].narrow(0, 0, ragged[i])).sum();
       }
       total.backward();
     };

@@ -17,19 +17,13 @@ CollapseReport collapse_to_dense(VisionTransformer& model, const torch::Tensor& 
   torch::Tensor before;
   if (probe.defined()) before = model->forward(probe);
 
-  const auto& o = model->options();
   for (int64_t i : report.blocks) {
     Block blk = model->blocks()[static_cast<size_t>(i)];
-    auto experts = blk->moe_mlp()->experts;
-    if (report.num_experts == 0) report.num_experts = experts->num_experts();
-    auto mean = experts->mean_dense();  // fc1_w [hidden, in], fc1_b, fc2_w [out, hidden], fc2_b
-    Mlp dense(experts->in_features(), experts->hidden_features(), experts->out_features(), o.drop_rate());
-    dense->to(experts->w1.device(), experts->w1.scalar_type());
-    dense->fc1->weight.copy_(mean[0]);
-    dense->fc1->bias.copy_(mean[1]);
-    dense->fc2->weight.copy_(mean[2]);
-    dense->fc2->bias.copy_(mean[3]);
-    blk->set_mlp(dense);
+    auto layer = blk->moe_mlp();
+    if (report.num_experts == 0) report.num_experts = layer->experts->num_experts();
+    auto dense = std::dynamic_pointer_cast<MlpImpl>(layer->experts->mean_module());  // expert means
+    TORCH_CHECK(dense, "collapse_to_dense: block ", i, " has experts that are not FFN experts");
+    blk->set_mlp(Mlp(dense));
   }
   model->set_moe_options(std::nullopt);
 
@@ -57,7 +51,7 @@ std::vector<int64_t> upcycle_to_moe(VisionTransformer& model, const MoEOptions& 
     const int64_t out = dense->fc2->weight.size(0);
     MoEMlp layer(in, hidden, out, moe.num_experts(), moe.router(), o.drop_rate());
     layer->to(dense->fc1->weight.device(), dense->fc1->weight.scalar_type());
-    layer->experts->copy_from_dense(dense->fc1->weight, dense->fc1->bias, dense->fc2->weight, dense->fc2->bias);
+    layer.ffn().copy_from_dense(dense->fc1->weight, dense->fc1->bias, dense->fc2->weight, dense->fc2->bias);
     layer->train(model->is_training());
     blk->set_mlp(layer);
   }

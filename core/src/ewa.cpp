@@ -21,11 +21,13 @@ ShareRateSchedule::ShareRateSchedule(const EwaOptions& options) : options_(optio
     throw std::invalid_argument("ewa.schedule: unknown schedule '" + s + "' (known: constant, linear, cosine)");
   }
   if (options.warmup_steps() < 0) throw std::invalid_argument("ewa.warmup_steps: expected an integer >= 0");
+  if (options.end_step() < 0) throw std::invalid_argument("ewa.end_step: expected an integer >= 0");
 }
 
 double ShareRateSchedule::at(int64_t step) const {
   const double b_max = options_.share_rate();
   const int64_t k = options_.warmup_steps();
+  if (options_.end_step() > 0 && step > options_.end_step()) return 0.0;  // early EWA ended
   if (options_.schedule() == "constant" || k == 0) return b_max;
   const double frac = static_cast<double>(std::clamp<int64_t>(step, 0, k)) / static_cast<double>(k);
   if (options_.schedule() == "linear") return b_max * frac;
@@ -53,16 +55,16 @@ int64_t apply_ewa_(torch::nn::Module& root, double beta) {
     throw std::invalid_argument("apply_ewa_: share rate must be in [0, 1], got " + std::to_string(beta));
   }
   torch::NoGradGuard no_grad;
-  std::vector<StackedExpertsImpl*> layers;
-  if (auto* self = dynamic_cast<StackedExpertsImpl*>(&root)) layers.push_back(self);
+  std::vector<ExpertBankImpl*> layers;
+  if (auto* self = dynamic_cast<ExpertBankImpl*>(&root)) layers.push_back(self);
   for (const auto& m : root.modules(/*include_self=*/false)) {
-    if (auto* e = dynamic_cast<StackedExpertsImpl*>(m.get())) layers.push_back(e);
+    if (auto* e = dynamic_cast<ExpertBankImpl*>(m.get())) layers.push_back(e);
   }
   int64_t updated = 0;
   for (auto* e : layers) {
     if (e->num_experts() < 2) continue;
     if (beta > 0) {
-      for (auto* p : {&e->w1, &e->b1, &e->w2, &e->b2}) ewa_update_(*p, beta);
+      for (auto& p : e->expert_tensors()) ewa_update_(p, beta);
     }
     ++updated;
   }

@@ -50,10 +50,19 @@ class RoutingStatsHook : public Hook {
   void after_step(Trainer& t) override {
     if (t.state().step % log_every_ != 0) return;
     auto stats = t.task().routing_stats();
-    if (stats.empty()) return;
-    nlohmann::json j = nlohmann::json::object();
-    for (const auto& [layer, load] : stats) j[layer] = load;
-    t.step_record()["expert_load"] = j;
+    if (!stats.empty()) {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& [layer, load] : stats) j[layer] = load;
+      t.step_record()["expert_load"] = j;
+    }
+    auto scalars = t.task().routing_scalars();
+    if (!scalars.empty()) {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& [layer, values] : scalars) {
+        for (const auto& [k, v] : values) j[layer][k] = v;
+      }
+      t.step_record()["routing"] = j;
+    }
   }
 
  private:

@@ -32,6 +32,53 @@ std::string shape_str(torch::IntArrayRef s) {
   return out + "]";
 }
 
+// One dimension of the metadata checked against a stored tensor: `tensor` must exist with
+// `shape` (-1 = any size on that axis), else one line naming the file, the key and the tensor.
+void expect_shape(const safetensors::TensorMap& tensors, const std::string& path, const std::string& key,
+                  const std::string& tensor, const std::vector<int64_t>& shape) {
+  auto it = tensors.find(tensor);
+  if (it == tensors.end()) {
+    throw std::runtime_error("model file '" + path + "': metadata " + key + " needs tensor '" + tensor +
+                             "', which the file does not hold");
+  }
+  bool ok = it->second.dim() == static_cast<int64_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || it->second.size(static_cast<int64_t>(i)) == shape[i];
+  if (!ok) {
+    std::string want = "[";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + (shape[i] < 0 ? std::string("*") : std::to_string(shape[i]));
+    throw std::runtime_error("model file '" + path + "': metadata " + key + " does not match tensor '" + tensor +
+                             "' " + shape_str(it->second.sizes()) + " (metadata implies " + want + "]); the file is "
+                             "damaged or its metadata edited");
+  }
+}
+
+// Validates the ViT options of a model file against its tensors BEFORE anything is built, so a
+// file whose metadata declares huge dimensions fails with one line instead of allocating.
+void check_vit_metadata(const VisionTransformerOptions& v, const MoEOptions* moe, const safetensors::TensorMap& t,
+                        const std::string& path) {
+  const std::string k = std::string(kMetaVit) + ".";
+  const int64_t d = v.embed_dim(), p = v.patch_size(), grid = v.img_size() / std::max<int64_t>(p, 1);
+  expect_shape(t, path, k + "embed_dim/in_chans/patch_size", "patch_embed.proj.weight", {d, v.in_chans(), p, p});
+  const int64_t prefix = v.class_token() ? 1 : 0;
+  expect_shape(t, path, k + "img_size", "pos_embed", {1, prefix + grid * grid, d});
+  const auto hidden = static_cast<int64_t>(static_cast<double>(d) * v.mlp_ratio());
+  if (t.count("blocks." + std::to_string(v.depth()) + ".norm1.weight")) {
+    throw std::runtime_error("model file '" + path + "': metadata " + k + "depth " + std::to_string(v.depth()) +
+                             " does not match the tensors (the file holds block " + std::to_string(v.depth()) + ")");
+  }
+  for (int64_t i = 0; i < v.depth(); ++i) {
+    const std::string b = "blocks." + std::to_string(i) + ".";
+    expect_shape(t, path, k + "depth/embed_dim", b + "norm1.weight", {d});
+    if (t.count(b + "mlp.experts.w1")) {
+      expect_shape(t, path, std::string(kMetaMoe) + ".num_experts/" + k + "mlp_ratio", b + "mlp.experts.w1",
+                   {moe ? moe->num_experts() : -1, d, hidden});
+    } else {
+      expect_shape(t, path, k + "mlp_ratio", b + "mlp.fc1.weight", {hidden, d});
+    }
+  }
+  if (v.num_classes() > 0) expect_shape(t, path, k + "num_classes", "head.weight", {v.num_classes(), d});
+}
+
 }  // namespace
 
 safetensors::TensorMap module_tensors(const torch::nn::Module& module) {
@@ -109,6 +156,7 @@ VisionTransformer load_model(const std::string& path) {
     moe = config::decode<MoEOptions>(config::parse_yaml_string(m->second, moe_src), moe_src);
     moe.enabled(true);
   }
+  check_vit_metadata(vit, moe.enabled() ? &moe : nullptr, contents.tensors, path);
   VisionTransformer model(vit, moe);
   load_weights(model, contents.tensors, path);
   return model;

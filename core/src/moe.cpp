@@ -1,4 +1,4 @@
-// Stacked experts, the MoE FFN executing routing plans, and MoE block placement.
+// The ViT's stacked FFN experts, the one MoE layer executing routing plans, MoE block placement.
 #include "ewa/core/moe.h"
 
 #include <torch/torch.h>
@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ewa/core/vit.h"
 #include "init_util.h"
 
 namespace ewa {
@@ -83,6 +84,19 @@ std::vector<torch::Tensor> StackedExpertsImpl::mean_dense() const {
   return {w1.mean(0).t().contiguous(), b1.mean(0), w2.mean(0).t().contiguous(), b2.mean(0)};
 }
 
+std::shared_ptr<torch::nn::Module> StackedExpertsImpl::mean_module() const {
+  auto mean = mean_dense();  // fc1_w [hidden, in], fc1_b, fc2_w [out, hidden], fc2_b
+  auto dense = std::make_shared<MlpImpl>(in_features(), hidden_features(), out_features(), drop_);
+  dense->to(w1.device(), w1.scalar_type());
+  torch::NoGradGuard no_grad;
+  dense->fc1->weight.copy_(mean[0]);
+  dense->fc1->bias.copy_(mean[1]);
+  dense->fc2->weight.copy_(mean[2]);
+  dense->fc2->bias.copy_(mean[3]);
+  dense->train(is_training());
+  return dense;
+}
+
 void StackedExpertsImpl::reset_parameters(const std::string& weight_init) {
   torch::NoGradGuard no_grad;
   if (weight_init == "trunc_normal") {
@@ -102,31 +116,38 @@ void StackedExpertsImpl::reset_parameters(const std::string& weight_init) {
 }
 
 // --------------------------------------------------------------------------------------
-MoEMlpImpl::MoEMlpImpl(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
-                       const RouterOptions& router_options, double drop)
-    : MoEMlpImpl(in_features, hidden_features, out_features, num_experts,
-                 make_router(router_options, in_features, num_experts), drop) {}
-
-MoEMlpImpl::MoEMlpImpl(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
-                       RouterPtr router_ptr, double drop) {
-  TORCH_CHECK(router_ptr, "MoEMlp: router is null");
-  TORCH_CHECK(router_ptr->num_experts() == num_experts, "MoEMlp: router '", router_ptr->name(), "' has ",
-              router_ptr->num_experts(), " experts, layer has ", num_experts);
+MoELayerImpl::MoELayerImpl(RouterPtr router_ptr, ExpertBankPtr bank) {
+  TORCH_CHECK(router_ptr, "MoELayer: router is null");
+  TORCH_CHECK(bank, "MoELayer: expert bank is null");
+  TORCH_CHECK(router_ptr->num_experts() == bank->num_experts(), "MoELayer: router '", router_ptr->name(), "' has ",
+              router_ptr->num_experts(), " experts, the expert bank has ", bank->num_experts());
   router = register_module("router", std::move(router_ptr));
-  experts = register_module(
-      "experts", StackedExperts(num_experts, in_features, hidden_features, out_features, drop));
+  experts = register_module("experts", std::move(bank));
 }
 
-torch::Tensor MoEMlpImpl::forward(const torch::Tensor& x) {
+torch::Tensor MoELayerImpl::forward(const torch::Tensor& x) {
   if (!is_training() && router->averaged_expert_at_eval()) {
     last_aux_loss_ = torch::Tensor();
+    last_aux_losses_.clear();
     return experts->forward_mean(x);
   }
-  RoutingPlan plan = router->route(x);
+  RoutingPlan plan = router->route_grouped(x.dim() == 2 ? x.unsqueeze(0) : x);  // tokens [B, T, in]
   last_aux_loss_ = is_training() ? plan.total_aux_loss() : torch::Tensor();
+  last_aux_losses_ = is_training() ? plan.aux_losses : std::map<std::string, torch::Tensor>{};
   last_stats_ = std::move(plan.stats);
   return execute(x, plan);
 }
+
+MoEMlp::MoEMlp(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
+               const RouterOptions& router, double drop)
+    : MoEMlp(in_features, hidden_features, out_features, num_experts, make_router(router, in_features, num_experts),
+             drop) {}
+
+MoEMlp::MoEMlp(int64_t in_features, int64_t hidden_features, int64_t out_features, int64_t num_experts,
+               RouterPtr router, double drop)
+    : ModuleHolder(std::make_shared<MoELayerImpl>(
+          std::move(router),
+          std::make_shared<StackedExpertsImpl>(num_experts, in_features, hidden_features, out_features, drop))) {}
 
 std::vector<int64_t> ragged_expert_counts(const RoutingPlan& plan, int64_t num_tokens) {
   if (plan.is_soft() || !plan.dispatch_index.defined() || plan.dispatch_index.numel() == 0) return {};
@@ -204,13 +225,33 @@ torch::Tensor execute_plan(const torch::Tensor& x, const RoutingPlan& plan, int6
   return out.view({b, t, o});                            // [B, T, O]
 }
 
-torch::Tensor MoEMlpImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
+torch::Tensor MoELayerImpl::execute(const torch::Tensor& x, const RoutingPlan& plan) {
   const int64_t d = experts->in_features();
-  TORCH_CHECK(x.dim() == 3 && x.size(2) == d, "MoEMlp: expected tokens [B, T, ", d, "], got ", x.sizes());
-  return execute_plan(x, plan, experts->num_experts(), experts->out_features(),
-                      [this](const torch::Tensor& xs) { return experts->forward(xs); },
-                      router ? router->name() : std::string("plan"),
-                      [this](int64_t e, const torch::Tensor& xe) { return experts->forward_expert(e, xe); });
+  TORCH_CHECK((x.dim() == 3 || x.dim() == 2) && x.size(-1) == d, "MoELayer: expected tokens [B, T, ", d,
+              "] or [N, ", d, "], got ", x.sizes());
+  auto y = execute_plan(x.dim() == 2 ? x.unsqueeze(0) : x, plan, experts->num_experts(), experts->out_features(),
+                        [this](const torch::Tensor& xs) { return experts->forward(xs); },
+                        router ? router->name() : std::string("plan"),
+                        [this](int64_t e, const torch::Tensor& xe) { return experts->forward_expert(e, xe); });
+  return x.dim() == 2 ? y[0] : y;  // [N, out] for a single sequence
+}
+
+std::map<std::string, std::map<std::string, double>> moe_routing_scalars(const torch::nn::Module& root) {
+  std::map<std::string, std::map<std::string, double>> out;
+  for (const auto& item : root.named_modules("", /*include_self=*/false)) {
+    const auto* layer = dynamic_cast<const MoELayerImpl*>(item.value().get());
+    if (!layer) continue;
+    auto& row = out[item.key()];
+    for (const auto& [name, t] : layer->last_stats()) {
+      if (!t.defined() || t.numel() != 1 || name == "expert_load") continue;
+      row[name] = t.detach().to(torch::kCPU, torch::kDouble).item<double>();
+    }
+    for (const auto& [name, t] : layer->last_aux_losses()) {
+      if (t.defined()) row["aux." + name] = t.detach().to(torch::kCPU, torch::kDouble).item<double>();
+    }
+    if (row.empty()) out.erase(item.key());
+  }
+  return out;
 }
 
 // --------------------------------------------------------------------------------------
@@ -226,8 +267,14 @@ std::vector<int64_t> moe_block_indices(const MoEOptions& options, int64_t depth)
       chosen.insert(i);
     }
   } else {
-    if (options.every() > 0) {
-      for (int64_t i = options.every() - 1; i < depth; i += options.every()) chosen.insert(i);
+    if (options.every() > 0 && options.last() > 0) {
+      throw std::invalid_argument("moe.every (" + std::to_string(options.every()) + ") and moe.last (" +
+                                  std::to_string(options.last()) +
+                                  ") are mutually exclusive placements: set one of them (or list moe.blocks)");
+    }
+    const int64_t every = options.every() >= 0 ? options.every() : (options.last() > 0 ? 0 : 2);  // -1: unset
+    if (every > 0) {
+      for (int64_t i = every - 1; i < depth; i += every) chosen.insert(i);
     }
     if (options.last() > depth) {
       throw std::invalid_argument("moe.last: " + std::to_string(options.last()) + " exceeds depth " +

@@ -241,6 +241,8 @@ ConfusionMatrix read_confusion_csv(const std::string& path) {
 std::string render_report_html(const std::string& title, const std::vector<nlohmann::json>& records,
                                const ConfusionMatrix& confusion_in, const std::string& config_yaml) {
   std::map<std::string, Series> step_series, epoch_series, lr_series, tput_series;
+  // routing statistic (router_entropy, dropped_fraction, ...) -> layer -> series over steps
+  std::map<std::string, std::map<std::string, Series>> routing_series;
   // layer -> (steps, loads[step][expert])
   std::map<std::string, std::pair<std::vector<std::string>, std::vector<std::vector<double>>>> loads;
   nlohmann::json final_record;
@@ -259,6 +261,17 @@ std::string render_report_html(const std::string& title, const std::vector<nlohm
         } else if (k == "samples_per_sec") {
           tput_series[k].name = "samples/s";
           tput_series[k].points.emplace_back(step, v.get<double>());
+        }
+      }
+      if (r.contains("routing") && r["routing"].is_object()) {
+        for (const auto& [layer, values] : r["routing"].items()) {
+          if (!values.is_object()) continue;
+          for (const auto& [k, v] : values.items()) {
+            if (!v.is_number()) continue;
+            auto& series = routing_series[k][layer];
+            series.name = layer;
+            series.points.emplace_back(step, v.get<double>());
+          }
         }
       }
       if (r.contains("expert_load") && r["expert_load"].is_object()) {
@@ -320,6 +333,28 @@ std::string render_report_html(const std::string& title, const std::vector<nlohm
   h << "<h2>Throughput</h2>";
   for (const auto& [k, s] : tput_series) h << line_chart("throughput (samples/s, all ranks)", "step", {s});
   if (!loads.empty()) {
+    h << "<h2>Expert load over training</h2>";
+    {
+      // One map of all MoE layers: rows = (layer, expert), columns = the logged steps of the
+      // first layer (every layer is logged on the same steps).
+      std::vector<std::vector<double>> m;
+      std::vector<std::string> rows;
+      const auto& steps = loads.begin()->second.first;
+      for (const auto& [layer, L] : loads) {
+        size_t experts = 0;
+        for (const auto& row : L.second) experts = std::max(experts, row.size());
+        for (size_t e = 0; e < experts; ++e) {
+          std::vector<double> r(steps.size(), 0.0);
+          for (size_t c = 0; c < L.second.size() && c < steps.size(); ++c) {
+            if (e < L.second[c].size()) r[c] = L.second[c][e];
+          }
+          m.push_back(std::move(r));
+          rows.push_back(layer + " e" + std::to_string(e));
+        }
+      }
+      h << heatmap("all MoE layers x experts (token fraction per expert)", m, rows, steps, "step", "layer, expert",
+                   false);
+    }
     h << "<h2>Expert load per layer</h2>";
     for (const auto& [layer, L] : loads) {
       // transpose: rows = experts, cols = logged steps
@@ -331,6 +366,14 @@ std::string render_report_html(const std::string& title, const std::vector<nlohm
       for (size_t c = 0; c < L.second.size(); ++c)
         for (size_t e = 0; e < L.second[c].size(); ++e) m[e][c] = L.second[c][e];
       h << heatmap(layer + " (token fraction per expert)", m, names, L.first, "step", "expert", false);
+    }
+  }
+  if (!routing_series.empty()) {
+    h << "<h2>Routing per MoE layer</h2>";
+    for (const auto& [k, layers] : routing_series) {
+      std::vector<Series> series;
+      for (const auto& [layer, sr] : layers) series.push_back(sr);
+      h << line_chart(k, "step", series);
     }
   }
   ConfusionMatrix confusion = confusion_in;

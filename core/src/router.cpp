@@ -91,4 +91,57 @@ RoutingPlan RupRouterImpl::route(const torch::Tensor& x) {
   return plan;
 }
 
+RoutingPlan RouterImpl::route_grouped(const torch::Tensor& x) {
+  const int64_t gs = group_size();
+  TORCH_CHECK(x.dim() == 3, "router '", name(), "': expected tokens [B, T, D], got ", x.sizes());
+  const int64_t n = x.size(0) * x.size(1);
+  if (gs <= 0 || gs >= n) return route(x);
+  TORCH_CHECK(n % gs == 0, "router '", name(), "': router.group_size ", gs, " must divide the ", n,
+              " tokens of the batch (B*T = ", x.size(0), "*", x.size(1), ")");
+  const int64_t groups = n / gs;
+  auto flat = x.reshape({groups, gs, x.size(2)});  // [G, gs, D]
+  std::vector<RoutingPlan> plans;
+  plans.reserve(static_cast<size_t>(groups));
+  int64_t cap = 1;
+  for (int64_t g = 0; g < groups; ++g) {  // one routing problem per group (vmoe vmaps this)
+    plans.push_back(route(flat[g].unsqueeze(0)));
+    TORCH_CHECK(!plans.back().is_soft(), "router '", name(), "': routing groups need a sparse plan");
+    cap = std::max(cap, plans.back().dispatch_index.size(1));
+  }
+  std::vector<torch::Tensor> index, weight;
+  for (int64_t g = 0; g < groups; ++g) {
+    auto& p = plans[static_cast<size_t>(g)];
+    const int64_t pad = cap - p.dispatch_index.size(1);
+    auto idx = torch::where(p.dispatch_index >= 0, p.dispatch_index + g * gs, p.dispatch_index);  // [E, C_g]
+    auto w = p.combine_weight;                                                                    // [E, C_g]
+    if (pad > 0) {
+      idx = torch::constant_pad_nd(idx, {0, pad}, -1);
+      w = torch::constant_pad_nd(w, {0, pad}, 0);
+    }
+    index.push_back(idx);
+    weight.push_back(w);
+  }
+  RoutingPlan out;
+  out.dispatch_index = torch::cat(index, 1);  // [E, G*C]
+  out.combine_weight = torch::cat(weight, 1);  // [E, G*C]
+  for (const auto& p : plans) {
+    for (const auto& [k, v] : p.aux_losses) {
+      out.aux_losses[k] = out.aux_losses.count(k) ? out.aux_losses[k] + v : v;
+    }
+    for (const auto& [k, v] : p.stats) out.stats[k] = out.stats.count(k) ? out.stats[k] + v : v;
+  }
+  const double inv = 1.0 / static_cast<double>(groups);
+  for (auto& [k, v] : out.aux_losses) v = v * inv;
+  for (auto& [k, v] : out.stats) v = v * inv;
+  return out;
+}
+
+bool routes_at_eval(const torch::nn::Module& root) {
+  if (auto* r = dynamic_cast<const RouterImpl*>(&root); r && !r->averaged_expert_at_eval()) return true;
+  for (const auto& m : root.modules(/*include_self=*/false)) {
+    if (auto* r = dynamic_cast<const RouterImpl*>(m.get()); r && !r->averaged_expert_at_eval()) return true;
+  }
+  return false;
+}
+
 }  // namespace ewa

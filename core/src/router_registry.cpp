@@ -30,6 +30,7 @@ void check_options(const RouterOptions& o, int64_t num_experts) {
   if (o.capacity_factor() < 0) bad_option(n, "capacity_factor", "must be >= 0 (0 = dropless)");
   if (o.capacity_multiple() < 1) bad_option(n, "capacity_multiple", "must be >= 1");
   if (o.iterations() < 1) bad_option(n, "iterations", "must be >= 1");
+  if (o.group_size() < 0) bad_option(n, "group_size", "must be >= 0 (0 = one group per batch)");
   if (!(o.epsilon() > 0)) bad_option(n, "epsilon", "must be > 0");
   if (o.slots_per_expert() < 1) bad_option(n, "slots_per_expert", "must be >= 1");
   if (o.noise_std() < 0) bad_option(n, "noise_std", "must be >= 0");
@@ -53,7 +54,8 @@ void check_options(const RouterOptions& o, int64_t num_experts) {
 
 template <class R, class... Extra>
 Factory learned(Extra... extra) {
-  return [=](const RouterOptions& o, int64_t dim, int64_t e) -> RouterPtr {
+  return [=](const RouterOptions& given, int64_t dim, int64_t e) -> RouterPtr {
+    const RouterOptions o = resolve_router_defaults(given);
     check_options(o, e);
     return std::make_shared<R>(o, dim, e, extra...);
   };
@@ -75,6 +77,22 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
 }
 
 }  // namespace
+
+RouterOptions resolve_router_defaults(RouterOptions o) {
+  const std::string& n = o.name();
+  // google-research/vmoe: NoisyTopExpertsPerItemRouter / NoisyTopItemsPerExpertRouter default
+  // to noise_std 1 (applied as 1/E); the k-sparse (sparsity-constrained) router, Soft MoE and
+  // Mobile V-MoE's per-image router use no noise. The V-MoE paper configs
+  // (vmoe/configs/vmoe_paper/common.py) weight the importance and load losses 0.005 each; the
+  // OT routers of the Routers study set them to 0.
+  const bool noisy = n == "softmax_token_choice" || n == "sinkhorn_token_choice" || n == "softmax_expert_choice" ||
+                     n == "sinkhorn_expert_choice";
+  if (o.noise_std() == -1) o.noise_std(noisy ? 1.0 : 0.0);
+  const double aux = n == "softmax_token_choice" ? 0.005 : 0.0;
+  if (o.importance_loss() == -1) o.importance_loss(aux);
+  if (o.load_loss() == -1) o.load_loss(o.noise_std() > 0 ? aux : 0.0);
+  return o;
+}
 
 std::vector<std::string> available_routers() {
   std::vector<std::string> names;

@@ -17,6 +17,7 @@
 #include "ewa/core/compat.h"
 #include "ewa/core/cpu.h"
 #include "ewa/core/hooks.h"
+#include "ewa/core/moe.h"
 #include "ewa/core/runtime.h"
 
 #if !EWA_TORCH_AT_LEAST(2, 0)
@@ -41,6 +42,10 @@ TORCH_LIBRARY_IMPL(aten, AutocastCPU, m) { m.impl("layer_norm", TORCH_FN(layer_n
 namespace ewa {
 
 namespace fs = std::filesystem;
+
+std::map<std::string, std::map<std::string, double>> TrainTask::routing_scalars() {
+  return moe_routing_scalars(model());
+}
 
 namespace {
 std::atomic<int> g_stop_signal{0};

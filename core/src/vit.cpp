@@ -223,10 +223,10 @@ void VisionTransformerImpl::reset_parameters() {
     } else if (copy_experts) {
       Mlp proto(d, hidden, d);
       init_mlp(proto, mode);
-      blk->moe_mlp()->experts->copy_from_dense(proto->fc1->weight, proto->fc1->bias, proto->fc2->weight,
+      blk->moe_mlp().ffn().copy_from_dense(proto->fc1->weight, proto->fc1->bias, proto->fc2->weight,
                                                proto->fc2->bias);
     } else {
-      blk->moe_mlp()->experts->reset_parameters(mode);
+      blk->moe_mlp().ffn().reset_parameters(mode);
     }
   }
   if (!norm.is_empty()) norm->reset_parameters();

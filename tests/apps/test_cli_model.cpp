@@ -55,4 +55,26 @@ TEST(CliModel, ConvertCollapsesAndInspectLists) {
   EXPECT_EQ(test::run_ewa("convert").status, 2);
 }
 
+// A learned-router model file is the routed MoE: inspect loads and runs it and names its router;
+// convert refuses to average it unless --average is given (and then needs the run's config).
+TEST(CliModel, LearnedRouterModelIsServedAsTrained) {
+  test::TempDir tmp;
+  torch::manual_seed(1);
+  auto vit = VisionTransformerOptions().img_size(8).patch_size(4).num_classes(3).embed_dim(8).depth(2).num_heads(2);
+  VisionTransformer m(vit, MoEOptions().enabled(true).num_experts(2).every(1).router(
+                               RouterOptions().name("softmax_token_choice")));
+  save_model(m, tmp.str("tc.safetensors"));
+  auto ins = test::run_ewa("inspect '" + tmp.str("tc.safetensors") + "'");
+  ASSERT_EQ(ins.status, 0) << ins.err;
+  EXPECT_NE(ins.out.find("router: softmax_token_choice (learned"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("load check: ok (routed MoE ViT, 1 image -> logits [1, 3])"), std::string::npos) << ins.out;
+  auto conv = test::run_ewa("convert '" + tmp.str("tc.safetensors") + "' --out '" + tmp.str("x.safetensors") + "'");
+  EXPECT_EQ(conv.status, 2);
+  EXPECT_NE(conv.err.find("--average"), std::string::npos) << conv.err;
+  auto avg = test::run_ewa("convert '" + tmp.str("tc.safetensors") + "' --average --out '" + tmp.str("x.safetensors") +
+                           "'");
+  EXPECT_EQ(avg.status, 2);
+  EXPECT_NE(avg.err.find("--config"), std::string::npos) << avg.err;
+}
+
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "ewa/core/config.h"
 #include "ewa/core/ewa.h"
 #include "ewa/core/moe.h"
 #include "ewa/core/vit.h"
@@ -97,7 +98,7 @@ TEST(Ewa, WalksTheModelTreeAndLeavesDenseWeightsAlone) {
   auto vit = VisionTransformerOptions().img_size(8).patch_size(4).embed_dim(8).depth(4).num_heads(2).num_classes(3);
   VisionTransformer m(vit, MoEOptions().enabled(true).num_experts(3).every(2).init("independent"));
   auto dense_before = m->blocks()[0]->dense_mlp()->fc1->weight.clone();
-  auto w1 = m->blocks()[1]->moe_mlp()->experts->w1;
+  auto w1 = m->blocks()[1]->moe_mlp().ffn().w1;
   auto mean_before = w1.mean(0).clone();
   auto spread_before = (w1 - w1.mean(0, true)).norm().item<double>();
   EXPECT_EQ(apply_ewa_(*m, 0.3), 2);
@@ -136,6 +137,16 @@ TEST(ShareRate, Schedules) {
   ShareRateSchedule no_warmup(EwaOptions().share_rate(0.2).schedule("linear").warmup_steps(0));
   EXPECT_DOUBLE_EQ(no_warmup.at(0), 0.2);
   EXPECT_THROW(ShareRateSchedule(EwaOptions().schedule("step")), std::invalid_argument);
+
+  // Early EWA: the rate follows the schedule up to end_step and is 0 after it.
+  ShareRateSchedule early(EwaOptions().share_rate(0.3).schedule("linear").warmup_steps(10).end_step(20));
+  EXPECT_DOUBLE_EQ(early.at(5), 0.15);
+  EXPECT_DOUBLE_EQ(early.at(20), 0.3);
+  EXPECT_DOUBLE_EQ(early.at(21), 0.0);
+  EXPECT_DOUBLE_EQ(early.at(1000), 0.0);
+  EXPECT_THROW(ewa::config::decode<EwaOptions>(
+                   ewa::config::parse_yaml_string("warmup_steps: 10\nend_step: 5\n", "ewa.yaml"), "ewa.yaml"),
+               ewa::config::ConfigError);
 }
 
 }  // namespace

@@ -63,6 +63,54 @@ TEST(ModelIo, MoERoundTripKeepsExperts) {
   EXPECT_TRUE(torch::equal(w1, model_tensors(m).at("blocks.1.mlp.experts.w1")));
 }
 
+// A learned-router model file is the routed MoE: it reloads with its router (weights and
+// options) and gives the same eval outputs.
+TEST(ModelIo, LearnedRouterMoERoundTrip) {
+  torch::manual_seed(2);
+  test::TempDir tmp;
+  auto moe = MoEOptions().enabled(true).num_experts(3).every(2).router(
+      RouterOptions().name("softmax_expert_choice").capacity_factor(1.5));
+  VisionTransformer m(tiny(), moe);
+  save_model(m, tmp.str("ec.safetensors"));
+  auto loaded = load_model(tmp.str("ec.safetensors"));
+  EXPECT_TRUE(routes_at_eval(*loaded));
+  EXPECT_EQ(loaded->moe_options()->router().name(), "softmax_expert_choice");
+  EXPECT_TRUE(model_tensors(loaded).count("blocks.1.mlp.router.gate.weight"));
+  m->eval();
+  loaded->eval();
+  auto x = torch::randn({3, 3, 8, 8});
+  EXPECT_TRUE(torch::equal(m->forward(x), loaded->forward(x)));
+}
+
+// Metadata that disagrees with the stored tensors (e.g. huge dimensions) fails with one line
+// naming the file and the tensor BEFORE any model is built.
+TEST(ModelIo, MetadataCheckedAgainstTensorsBeforeBuilding) {
+  torch::manual_seed(3);
+  test::TempDir tmp;
+  VisionTransformer m(tiny(), moe4());
+  auto tensors = model_tensors(m);
+  auto meta = model_metadata(m);
+  auto write_with = [&](const std::string& key, const std::string& from, const std::string& to) {
+    auto md = meta;
+    auto pos = md.at(key).find(from);
+    EXPECT_NE(pos, std::string::npos) << md.at(key);
+    md[key].replace(pos, from.size(), to);
+    const std::string path = tmp.str("edited.safetensors");
+    safetensors::save_file(path, tensors, md);
+    return path;
+  };
+  const std::string huge = write_with(kMetaVit, "embed_dim: 16", "embed_dim: 1000000");
+  expect_error_contains([&] { load_model(huge); }, {"edited.safetensors", "embed_dim", "patch_embed.proj.weight"});
+  expect_error_contains([&] { load_model(write_with(kMetaVit, "depth: 4", "depth: 400000000")); },
+                        {"edited.safetensors", "depth"});
+  expect_error_contains([&] { load_model(write_with(kMetaVit, "mlp_ratio: 2", "mlp_ratio: 20000")); },
+                        {"edited.safetensors", "mlp_ratio", "blocks.0.mlp.fc1.weight"});
+  expect_error_contains([&] { load_model(write_with(kMetaMoe, "num_experts: 4", "num_experts: 4000")); },
+                        {"edited.safetensors", "num_experts", "blocks.1.mlp.experts.w1"});
+  expect_error_contains([&] { load_model(write_with(kMetaVit, "num_classes: 4", "num_classes: 99999999")); },
+                        {"edited.safetensors", "num_classes", "head.weight"});
+}
+
 TEST(Collapse, DenseOutputEqualsMoEEvalOutput) {
   torch::manual_seed(2);
   VisionTransformer m(tiny(), moe4());
@@ -70,7 +118,7 @@ TEST(Collapse, DenseOutputEqualsMoEEvalOutput) {
   auto probe = torch::randn({3, 3, 8, 8});
   m->eval();
   auto moe_out = m->forward(probe).detach();
-  auto expected_fc1 = m->blocks()[1]->moe_mlp()->experts->w1.mean(0).t().contiguous();
+  auto expected_fc1 = m->blocks()[1]->moe_mlp().ffn().w1.mean(0).t().contiguous();
   m->train();
   auto report = collapse_to_dense(m, probe);
   EXPECT_EQ(report.blocks, (std::vector<int64_t>{1, 3}));

@@ -45,7 +45,7 @@ TEST(Rup, RouteBuildsAPlanOverBatchAndTokens) {
   EXPECT_TRUE(torch::equal(plan.dispatch_index.reshape({-1}).index({plan.token_slot}), torch::arange(10)));
   // Combining by the inverse (gather) equals the scatter-add path.
   MoEMlp moe(4, 8, 4, 3, router);
-  moe->experts->reset_parameters("xavier");
+  moe.ffn().reset_parameters("xavier");
   auto with_inverse = moe->execute(x, plan);
   RoutingPlan scatter = plan;
   scatter.token_slot = torch::Tensor();
@@ -87,13 +87,13 @@ TEST(MoEMlp, ExecutesTopKPlanWithDroppedTokens) {
   torch::manual_seed(4);
   MoEMlp moe(6, 10, 6, 3, RouterOptions(), 0.0);
   moe->to(torch::kDouble);
-  moe->experts->reset_parameters("xavier");
+  moe.ffn().reset_parameters("xavier");
   auto x = torch::randn({2, 4, 6}, torch::kDouble);  // 8 tokens
   RoutingPlan plan;
   plan.dispatch_index = torch::tensor({{0, 3, 5, -1}, {0, 1, 7, 3}, {-1, -1, 2, 6}}, torch::kLong);  // token 4 dropped
   plan.combine_weight = torch::rand({3, 4}, torch::kDouble);
   auto got = moe->execute(x, plan);
-  auto want = reference_sparse(*moe->experts, x, plan);
+  auto want = reference_sparse(moe.ffn(), x, plan);
   EXPECT_TRUE(torch::allclose(got, want, 1e-12, 1e-12));
   EXPECT_EQ(got[1][0].abs().max().item<double>(), 0.0);  // token 4 (b 1, t 0) got no slot
 }
@@ -105,7 +105,7 @@ TEST(MoEMlp, RaggedPathEqualsPaddedPathWithGradients) {
   torch::manual_seed(14);
   MoEMlp moe(6, 10, 6, 4, RouterOptions(), 0.0);
   moe->to(torch::kDouble);
-  moe->experts->reset_parameters("xavier");
+  moe.ffn().reset_parameters("xavier");
   RoutingPlan plan;
   plan.dispatch_index = torch::tensor({{0, 1, 2, 3, 4, 5, 7, -1, -1, -1},
                                        {5, 2, -1, -1, -1, -1, -1, -1, -1, -1},
@@ -118,12 +118,12 @@ TEST(MoEMlp, RaggedPathEqualsPaddedPathWithGradients) {
     moe->zero_grad();
     auto x = x0.clone().requires_grad_(true);
     auto y = ragged ? moe->execute(x, plan)
-                    : execute_plan(x, plan, 4, 6, [&](const torch::Tensor& xs) { return moe->experts->forward(xs); },
+                    : execute_plan(x, plan, 4, 6, [&](const torch::Tensor& xs) { return moe.ffn().forward(xs); },
                                    "padded");
     (y * torch::linspace(-1, 1, y.numel(), torch::kDouble).view_as(y)).sum().backward();
-    return std::vector<torch::Tensor>{y.detach(), x.grad().clone(), moe->experts->w1.grad().clone(),
-                                      moe->experts->b1.grad().clone(), moe->experts->w2.grad().clone(),
-                                      moe->experts->b2.grad().clone()};
+    return std::vector<torch::Tensor>{y.detach(), x.grad().clone(), moe.ffn().w1.grad().clone(),
+                                      moe.ffn().b1.grad().clone(), moe.ffn().w2.grad().clone(),
+                                      moe.ffn().b2.grad().clone()};
   };
   auto padded = run(false), ragged = run(true);
   const char* names[] = {"output", "dx", "dw1", "db1", "dw2", "db2"};
@@ -132,7 +132,7 @@ TEST(MoEMlp, RaggedPathEqualsPaddedPathWithGradients) {
   }
   {
     torch::NoGradGuard no_grad;
-    EXPECT_TRUE(torch::allclose(ragged[0], reference_sparse(*moe->experts, x0, plan), 1e-12, 1e-12));
+    EXPECT_TRUE(torch::allclose(ragged[0], reference_sparse(moe.ffn(), x0, plan), 1e-12, 1e-12));
   }
   EXPECT_EQ(ragged_expert_counts(plan, 8), (std::vector<int64_t>{7, 2, 0, 1}));
   // RUP partitions every token once into near-equal chunks: padded path, decided unread.
@@ -146,7 +146,7 @@ TEST(MoEMlp, ExecutesSoftPlan) {
   torch::manual_seed(5);
   MoEMlp moe(4, 8, 4, 2, RouterOptions(), 0.0);
   moe->to(torch::kDouble);
-  moe->experts->reset_parameters("xavier");
+  moe.ffn().reset_parameters("xavier");
   auto x = torch::randn({2, 3, 4}, torch::kDouble);
   RoutingPlan plan;
   auto logits = torch::randn({2, 3, 2, 2}, torch::kDouble);  // [B, T, E, S]
@@ -158,8 +158,8 @@ TEST(MoEMlp, ExecutesSoftPlan) {
     for (int64_t e = 0; e < 2; ++e) {
       for (int64_t s = 0; s < 2; ++s) {
         auto slot_in = (plan.soft_dispatch.index({b, torch::indexing::Slice(), e, s}).unsqueeze(1) * x[b]).sum(0);
-        auto h = torch::gelu(torch::matmul(slot_in, moe->experts->w1[e]) + moe->experts->b1[e]);
-        auto y = torch::matmul(h, moe->experts->w2[e]) + moe->experts->b2[e];
+        auto h = torch::gelu(torch::matmul(slot_in, moe.ffn().w1[e]) + moe.ffn().b1[e]);
+        auto y = torch::matmul(h, moe.ffn().w2[e]) + moe.ffn().b2[e];
         want[b] += plan.soft_combine.index({b, torch::indexing::Slice(), e, s}).unsqueeze(1) * y;
       }
     }
@@ -173,7 +173,7 @@ TEST(MoEMlp, IdenticalExpertsEqualDenseFfn) {
   dense->to(torch::kDouble);
   MoEMlp moe(8, 16, 8, 4);  // RUP
   moe->to(torch::kDouble);
-  moe->experts->copy_from_dense(dense->fc1->weight, dense->fc1->bias, dense->fc2->weight, dense->fc2->bias);
+  moe.ffn().copy_from_dense(dense->fc1->weight, dense->fc1->bias, dense->fc2->weight, dense->fc2->bias);
   auto x = torch::randn({3, 7, 8}, torch::kDouble);  // 21 tokens, 21 % 4 != 0
   moe->train();
   auto diff = (moe->forward(x) - dense->forward(x)).abs().max().item<double>();
@@ -185,10 +185,10 @@ TEST(MoEMlp, IdenticalExpertsEqualDenseFfn) {
 TEST(MoEMlp, EvalRunsTheAveragedExpert) {
   torch::manual_seed(7);
   MoEMlp moe(8, 16, 8, 3);
-  moe->experts->reset_parameters("trunc_normal");  // distinct experts
+  moe.ffn().reset_parameters("trunc_normal");  // distinct experts
   moe->to(torch::kDouble);
   moe->eval();
-  auto mean = moe->experts->mean_dense();
+  auto mean = moe.ffn().mean_dense();
   Mlp dense(8, 16, 8);
   dense->to(torch::kDouble);
   {
@@ -209,9 +209,46 @@ TEST(MoEMlp, GradientsReachEveryExpert) {
   MoEMlp moe(4, 8, 4, 4);
   auto x = torch::randn({2, 9, 4}, torch::requires_grad());
   moe->forward(x).pow(2).sum().backward();
-  auto g = moe->experts->w1.grad().flatten(1).abs().sum(1);  // [E]
+  auto g = moe.ffn().w1.grad().flatten(1).abs().sum(1);  // [E]
   EXPECT_TRUE(torch::all(g > 0).item<bool>());
   EXPECT_TRUE(x.grad().abs().sum(-1).gt(0).all().item<bool>());  // every token got an expert
+}
+
+// Telemetry: every routing statistic and each weighted auxiliary loss of a layer, by module path.
+TEST(MoELayer, RoutingScalarsPerLayer) {
+  torch::manual_seed(5);
+  torch::nn::Sequential net(MoEMlp(6, 8, 6, 3, RouterOptions().name("softmax_token_choice").importance_loss(0.5).z_loss(0.1)),
+                            MoEMlp(6, 8, 6, 3));  // RUP: expert load only, no scalars
+  net->train();
+  auto x = torch::randn({2, 5, 6});
+  net->forward(x);
+  auto scalars = moe_routing_scalars(*net);
+  ASSERT_EQ(scalars.size(), 1u);
+  const auto& row = scalars.at("0");
+  for (const char* k : {"dropped_fraction", "mean_gate", "router_entropy", "aux.importance", "aux.z"}) {
+    EXPECT_TRUE(row.count(k)) << k;
+  }
+  auto layer = net[0]->as<MoELayerImpl>();
+  ASSERT_TRUE(layer);
+  double aux = 0;
+  for (const auto& [k, v] : row) aux += k.rfind("aux.", 0) == 0 ? v : 0.0;  // importance, load (default), z
+  EXPECT_NEAR(aux, layer->last_aux_loss().item<double>(), 1e-6);
+  EXPECT_GE(row.at("router_entropy"), 0.0);
+  EXPECT_LE(row.at("router_entropy"), std::log(3.0) + 1e-9);
+}
+
+// The expert-bank interface: EWA and collapse reach the experts through it.
+TEST(MoELayer, ExpertBankInterface) {
+  torch::manual_seed(6);
+  MoEMlp moe(4, 8, 4, 3);
+  moe.ffn().reset_parameters("trunc_normal");
+  ExpertBankImpl& bank = *moe->experts;
+  EXPECT_EQ(bank.num_experts(), 3);
+  EXPECT_EQ(bank.expert_tensors().size(), 4u);
+  auto dense = std::dynamic_pointer_cast<MlpImpl>(bank.mean_module());
+  ASSERT_TRUE(dense);
+  auto x = torch::randn({5, 4});
+  EXPECT_TRUE(torch::equal(dense->forward(x), bank.forward_mean(x)));
 }
 
 TEST(Router, RegistryAndValidation) {

@@ -140,7 +140,16 @@ TEST(ViT, PlacementRules) {
   EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).every(2), 6), (std::vector<int64_t>{1, 3, 5}));
   EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).every(3), 7), (std::vector<int64_t>{2, 5}));
   EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).every(0).last(2), 6), (std::vector<int64_t>{4, 5}));
-  EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).every(3).last(1), 6), (std::vector<int64_t>{2, 5}));
+  EXPECT_EQ(moe_block_indices(o, 6), (std::vector<int64_t>{1, 3, 5}));                   // every unset: 2
+  EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).last(2), 6), (std::vector<int64_t>{4, 5}));  // no default every
+  // every and last are mutually exclusive (no silent union), in code and in a config.
+  EXPECT_THROW(moe_block_indices(ewa::MoEOptions(o).every(3).last(1), 6), std::invalid_argument);
+  try {
+    ewa::config::decode<ewa::MoEOptions>(ewa::config::parse_yaml_string("every: 2\nlast: 3\n", "moe.yaml"), "moe.yaml");
+    ADD_FAILURE() << "every + last accepted";
+  } catch (const ewa::config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("mutually exclusive"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(moe_block_indices(ewa::MoEOptions(o).blocks({4, 0, 4}).every(1), 6), (std::vector<int64_t>{0, 4}));
   EXPECT_THROW(moe_block_indices(ewa::MoEOptions(o).blocks({6}), 6), std::invalid_argument);
   EXPECT_THROW(moe_block_indices(ewa::MoEOptions(o).blocks({-1}), 6), std::invalid_argument);

@@ -24,18 +24,23 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-TEST(PipelineTrain, TinySemsegEndToEnd) {
-  if (!datasets::have_hdf5()) GTEST_SKIP() << "built without HDF5 (room cache)";
-  TempDir tmp;
+// Synthetic rooms in tmp/raw (Area_1: `train_rooms` rooms, Area_2: one room) prepared into
+// tmp/cache; returns the number of rooms written.
+int64_t make_room_cache(const TempDir& tmp, int train_rooms, int seed) {
   datasets::SynthRoomsOptions so;
   so.density = 30;
   so.threads = 1;
   for (int a = 1; a <= 2; ++a) {
     so.area = a;
-    datasets::synth_rooms(tmp.str("raw"), a == 1 ? 2 : 1, 20 + a, so);
+    datasets::synth_rooms(tmp.str("raw"), a == 1 ? train_rooms : 1, seed + a, so);
   }
-  auto summary = datasets::prepare_s3dis(tmp.str("raw"), tmp.str("cache"));
-  ASSERT_EQ(summary.rooms_written, 3);
+  return datasets::prepare_s3dis(tmp.str("raw"), tmp.str("cache")).rooms_written;
+}
+
+TEST(PipelineTrain, TinySemsegEndToEnd) {
+  if (!datasets::have_hdf5()) GTEST_SKIP() << "built without HDF5 (room cache)";
+  TempDir tmp;
+  ASSERT_EQ(make_room_cache(tmp, 2, 20), 3);
 
   const std::string file = std::string(EWA_SOURCE_DIR) + "/configs/test/semseg-pt-tiny.yaml";
   auto cfg = config::load<SemSegConfig>(file, {"data.root=" + tmp.str("cache"), "run.device=cpu"});
@@ -81,6 +86,43 @@ TEST(PipelineTrain, TinySemsegEndToEnd) {
   const std::string head = test::read_file(tmp.str("out/pred.ply")).substr(0, 300);
   EXPECT_NE(head.find("comment label=pred"), std::string::npos);
   EXPECT_NE(head.find("element vertex " + std::to_string(cloud.size())), std::string::npos);
+}
+
+// Export what was trained, 3D: with a learned router the run's model.safetensors is the routed
+// MoE (no collapse), and `ewa eval` of that file reproduces the training's logged evaluation.
+TEST(PipelineTrain, LearnedRouterModelIsExportedAndEvaluatedAsTrained) {
+  if (!datasets::have_hdf5()) GTEST_SKIP() << "built without HDF5 (room cache)";
+  TempDir tmp;
+  ASSERT_EQ(make_room_cache(tmp, 1, 40), 2);
+  const std::string file = std::string(EWA_SOURCE_DIR) + "/configs/test/semseg-pt-tiny.yaml";
+  for (const char* router : {"softmax_token_choice", "sinkhorn_token_choice", "softmax_expert_choice",
+                             "sinkhorn_expert_choice", "sparsity_constrained_expert_choice", "soft_moe"}) {
+    SCOPED_TRACE(router);
+    auto cfg = config::load<SemSegConfig>(
+        file, {"data.root=" + tmp.str("cache"), "run.device=cpu", "train.epochs=1", "model.ewa.enabled=false",
+               std::string("model.pt.moe.router.name=") + router});
+    TrainRequest req;
+    req.config_file = file;
+    req.config_text = config::dump(cfg);
+    req.run_dir = tmp.str(std::string("run-") + router);
+    req.quiet = true;
+    ASSERT_EQ(train_semantic_segmentation(cfg, req).exit_code, 0);
+    std::ifstream in(req.run_dir + "/eval_val.json");
+    const auto logged = nlohmann::json::parse(in);
+    EXPECT_EQ(logged["collapsed_moe_layers"].get<int64_t>(), 0);
+    EXPECT_GT(load_point_model(req.run_dir + "/model.safetensors")->num_moe_layers(), 0);
+    EvalRequest er;
+    er.run_dir = req.run_dir;
+    er.model = req.run_dir + "/model.safetensors";
+    er.out = req.run_dir + "/eval_again.json";
+    er.quiet = true;
+    eval_semantic_segmentation(cfg, er);
+    std::ifstream in2(er.out);
+    const auto again = nlohmann::json::parse(in2);
+    EXPECT_EQ(again["collapsed_moe_layers"].get<int64_t>(), 0);
+    EXPECT_EQ(again["metrics"]["miou"], logged["metrics"]["miou"]);
+    EXPECT_EQ(again["metrics"]["oa"], logged["metrics"]["oa"]);
+  }
 }
 
 }  // namespace

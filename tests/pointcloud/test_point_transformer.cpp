@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -256,7 +257,7 @@ TEST(PointTransformerMoE, LinearExecutesEachPointOnItsExpert) {
   auto x = torch::randn({31, 6}, torch::kDouble);
   layer->train();
   auto y = layer->forward(x);  // [31, 5]
-  const auto& w = layer->experts->w1;  // [3, 6, 5]
+  const auto& w = layer.linear_experts().weight;  // [3, 6, 5]
   auto per_expert = torch::einsum("nd,edo->eno", {x, w});  // [3, 31, 5]
   auto diff = (per_expert - y.unsqueeze(0)).abs().amax(2);  // [3, 31]
   auto matches = (diff < 1e-12).to(torch::kLong).sum(0);    // experts reproducing each row
@@ -481,3 +482,104 @@ TEST(PointTransformerIO, ForeignFilesAreRejectedWithTheirName) {
   }
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+
+// The Point Transformer's experts are their own bank (no ViT FFN placeholders); the MoE
+// linear is the core's one MoE layer.
+TEST(PointTransformerMoE, ExpertsAreAnExpertBankNotTheVitFfn) {
+  pc::PointMoELinear layer(6, 5, 3);
+  ewa::ExpertBankImpl* bank = layer->experts.get();
+  EXPECT_EQ(dynamic_cast<ewa::StackedExpertsImpl*>(bank), nullptr);
+  ASSERT_NE(dynamic_cast<pc::PointExpertsImpl*>(bank), nullptr);
+  EXPECT_EQ(bank->expert_tensors().size(), 1u);
+  auto params = layer->experts->named_parameters();
+  ASSERT_EQ(params.size(), 1u);
+  EXPECT_EQ(params.begin()->key(), "weight");
+  auto lin = std::dynamic_pointer_cast<torch::nn::LinearImpl>(bank->mean_module());
+  ASSERT_TRUE(lin);
+  auto x = torch::randn({7, 6});
+  EXPECT_TRUE(torch::equal(lin->forward(x), bank->forward_mean(x)));
+}
+
+// A learned-router Point Transformer is saved and reloaded as the routed MoE; metadata that
+// disagrees with the tensors (huge channels, wrong expert count) fails before building.
+TEST(PointTransformerIO, RoutedMoERoundTripAndMetadataChecks) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ewa_pt_io3_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  torch::manual_seed(26);
+  auto o = with_moe(tiny(), {3, 4});
+  o.moe().router().name("softmax_token_choice");
+  pc::PointTransformer model(o);
+  const auto path = (dir / "routed.safetensors").string();
+  pc::save_point_model(model, path);
+  auto loaded = pc::load_point_model(path);
+  EXPECT_EQ(loaded->num_moe_layers(), model->num_moe_layers());
+  EXPECT_TRUE(ewa::routes_at_eval(*loaded));
+  model->eval();
+  loaded->eval();
+  auto batch = make_batch({150, 90}, o.in_channels(), torch::kFloat, 27);
+  EXPECT_TRUE(torch::equal(model->forward(batch.coord, batch.feat, batch.offset),
+                           loaded->forward(batch.coord, batch.feat, batch.offset)));
+  auto contents = ewa::safetensors::load_file(path);
+  auto edited = [&](const std::string& from, const std::string& to) {
+    auto md = contents.metadata;
+    auto& y = md.at(pc::kMetaPointTransformer);
+    const auto pos = y.find(from);
+    EXPECT_NE(pos, std::string::npos) << y;
+    if (pos != std::string::npos) y.replace(pos, from.size(), to);
+    const auto out = (dir / "edited.safetensors").string();
+    ewa::safetensors::save_file(out, contents.tensors, md);
+    return out;
+  };
+  for (const auto& [from, to, fragment] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"num_experts: 4", "num_experts: 40000", "enc4.1.linear1.experts.weight"},
+           {"num_classes: 5", "num_classes: 500000000", "cls.3.weight"},
+           {"channels: [8, 16, 16, 24, 32]", "channels: [8, 16, 16, 24, 3200000]", "enc5.0.linear.weight"}}) {
+    try {
+      pc::load_point_model(edited(from, to));
+      ADD_FAILURE() << "no error for " << to;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("edited.safetensors"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+
+namespace {
+
+// EWA fine-tuning of a dense Point Transformer: init_from upcycles its linears into the MoE
+// experts; at step 0 the RUP MoE model computes the dense model's outputs.
+TEST(PointTransformerIO, InitFromUpcyclesADenseModel) {
+  const auto dir = std::filesystem::temp_directory_path() / ("ewa_pt_io4_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  torch::manual_seed(28);
+  pc::PointTransformer dense(tiny());
+  const auto path = (dir / "dense.safetensors").string();
+  pc::save_point_model(dense, path);
+  torch::manual_seed(29);  // another seed: every weight must come from the file
+  auto moe = pc::build_point_model(with_moe(tiny(), {2, 3, 4}, 3, "independent"), path);
+  EXPECT_GT(moe->num_moe_layers(), 0);
+  dense->eval();
+  moe->eval();
+  auto batch = make_batch({160, 100}, 6, torch::kFloat, 30);
+  EXPECT_TRUE(torch::allclose(dense->forward(batch.coord, batch.feat, batch.offset),
+                              moe->forward(batch.coord, batch.feat, batch.offset), 1e-5, 1e-5));
+  // A file of other widths: one line naming the file and the tensor.
+  pc::PointTransformer other(pc::PointTransformerOptions(tiny()).channels({8, 16, 16, 24, 40}));
+  pc::save_point_model(other, path);
+  try {
+    pc::build_point_model(with_moe(tiny(), {2}), path);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("dense.safetensors"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("mis-shaped dec4.0.linear2.0.weight"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace

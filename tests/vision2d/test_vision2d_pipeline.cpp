@@ -14,6 +14,7 @@
 #include "ewa/core/hooks.h"
 #include "ewa/core/config.h"
 #include "ewa/core/metrics_log.h"
+#include "ewa/core/model_io.h"
 #include "ewa/vision2d/classifier.h"
 #include "ewa/vision2d/pipeline.h"
 #include "ewa/vision2d/presets.h"
@@ -161,6 +162,94 @@ TEST(Vision2dPipeline, LibraryTrainEvaluateClassify) {
     FAIL() << "expected an error";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("bad.png"), std::string::npos) << e.what();
+  }
+}
+
+// Export what was trained: for every learned router the run's model.safetensors is the routed
+// MoE, and evaluating it afresh (`ewa eval --checkpoint model`) reproduces the evaluation the
+// training process logged (same top-1 and confusion matrix). Averaging it is only done by
+// convert_model(average), which reports the top-1 before and after on the evaluation split.
+TEST(Vision2dPipeline, LearnedRoutersExportAndServeTheRoutedModel) {
+  TempDir dir;
+  write_stripes_folder(dir.path() / "data", 16, 6);
+  const std::string yaml = stripes_config(dir.path() / "data", dir.path() / "runs", 2);
+  for (const char* router : {"softmax_token_choice", "sinkhorn_token_choice", "softmax_expert_choice",
+                             "sinkhorn_expert_choice", "sparsity_constrained_expert_choice", "soft_moe", "per_image"}) {
+    SCOPED_TRACE(router);
+    auto root = config::parse_yaml_string(yaml, "stripes.yaml");
+    config::apply_overrides(root, {std::string("model.moe.router.name=") + router, "model.ewa.enabled=false",
+                                   "model.moe.router.importance_loss=0.01"});
+    const auto cfg = v2::decode_config(root, "stripes.yaml");
+    const std::string run = dir.str(std::string("run-") + router);
+    TrainRequest req;
+    req.run_dir = run;
+    req.quiet = true;
+    ASSERT_EQ(v2::train(cfg, req).exit_code, 0);
+    const auto logged = read_json(fs::path(run) / "eval_val.json");
+    auto model = load_model(run + "/model.safetensors");
+    EXPECT_FALSE(model->moe_blocks().empty());  // the routed MoE, not the expert mean
+    EXPECT_TRUE(routes_at_eval(*model));
+    EvalRequest er;
+    er.run_dir = run;
+    er.checkpoint = "model";
+    er.out = run + "/eval_again.json";
+    ASSERT_EQ(v2::evaluate(cfg, er).exit_code, 0);
+    const auto again = read_json(fs::path(run) / "eval_again.json");
+    EXPECT_EQ(again["top1"], logged["top1"]);
+    EXPECT_EQ(again["confusion"], logged["confusion"]);
+
+    // Refused without --average; with it, the cost is measured on the evaluation split.
+    EXPECT_THROW(v2::convert_model(model, v2::ConvertOptions(), &cfg), std::invalid_argument);
+    v2::ConvertOptions avg;
+    avg.average = true;
+    const auto res = v2::convert_model(model, avg, &cfg);
+    EXPECT_TRUE(res.averaged_learned);
+    EXPECT_EQ(res.router, router);
+    EXPECT_DOUBLE_EQ(res.top1_routed, logged["top1"].get<double>());
+    EXPECT_EQ(res.eval_images, logged["images"].get<int64_t>());
+    EXPECT_TRUE(model->moe_blocks().empty());
+  }
+}
+
+// EWA fine-tuning of a pretrained dense ViT: model.init_from loads the dense (timm-named) file
+// and upcycles its FFNs into RUP experts; at step 0 the MoE model computes the dense model's
+// outputs. A file of another width fails with one line naming the file and the tensor.
+TEST(Vision2dTask, InitFromUpcyclesADenseModel) {
+  TempDir dir;
+  const std::string yaml = stripes_config(dir.path() / "data", dir.path() / "runs");
+  auto root = config::parse_yaml_string(yaml, "stripes.yaml");
+  config::apply_overrides(root, {"model.init_from=" + dir.str("dense.safetensors"), "model.moe.every=1",
+                                 "model.moe.num_experts=3"});
+  const auto cfg = v2::decode_config(root, "stripes.yaml");
+  torch::manual_seed(11);
+  VisionTransformer dense(cfg.model().vit());
+  save_model(dense, dir.str("dense.safetensors"));
+  auto moe = v2::build_model(cfg, /*load_init=*/true);
+  EXPECT_EQ(moe->moe_blocks(), (std::vector<int64_t>{0, 1}));
+  EXPECT_FALSE(routes_at_eval(*moe));
+  dense->eval();
+  moe->eval();
+  auto x = torch::randn({4, 3, 16, 16});
+  EXPECT_TRUE(torch::allclose(dense->forward(x), moe->forward(x), 1e-6, 1e-6));
+  {
+    torch::NoGradGuard no_grad;  // train mode (RUP routing over identical experts), no dropout
+    moe->train();
+    dense->train();
+    EXPECT_TRUE(torch::allclose(dense->forward(x), moe->forward(x), 1e-5, 1e-5));
+  }
+  // Without load_init (evaluation of a checkpoint) the file is not read.
+  EXPECT_EQ(v2::build_model(cfg)->moe_blocks(), (std::vector<int64_t>{0, 1}));
+
+  VisionTransformer other(VisionTransformerOptions(cfg.model().vit()).embed_dim(16));
+  save_model(other, dir.str("dense.safetensors"));
+  try {
+    v2::build_model(cfg, true);
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("dense.safetensors"), std::string::npos) << what;
+    EXPECT_NE(what.find("mis-shaped blocks.0.attn.proj.bias (file [16], model [32])"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
   }
 }
 

@@ -226,13 +226,22 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   auto& loader = task.eval_loader();
   auto probe = loader.make_batch(0, 0).images;
   probe = probe.narrow(0, 0, std::min<int64_t>(8, probe.size(0))).to(device);  // [b, C, H, W]
-  const CollapseReport cr = collapse_to_dense(model, probe);
+  // Export what was trained: RUP/EWA layers collapse to the dense FFN (their eval forward is
+  // the averaged expert); a learned router's model is saved and evaluated as the routed MoE.
+  const bool routed = routes_at_eval(*model);
+  CollapseReport cr;
+  if (routed) {
+    spdlog::info("kept {} MoE layers routed by '{}' (a learned router): model.safetensors is the routed MoE; "
+                 "`ewa convert --average` averages its experts and reports the accuracy that costs",
+                 model->moe_blocks().size(), cfg.model().moe().router().name());
+  } else {
+    cr = collapse_to_dense(model, probe);
+  }
   if (!cr.blocks.empty()) {
-    const bool rup = cfg.model().moe().router().name() == "rup";
     const std::string msg = "collapsed " + std::to_string(cr.blocks.size()) + " MoE layers (" +
                             std::to_string(cr.num_experts) + " experts each) into dense FFNs; max |logit diff| on " +
                             std::to_string(probe.size(0)) + " images: " + std::to_string(cr.max_abs_diff);
-    if (rup && cr.max_abs_diff > 1e-3) {
+    if (cr.max_abs_diff > 1e-3) {
       spdlog::warn("{} (expected ~0 for RUP/EWA layers)", msg);
     } else {
       spdlog::info("{}", msg);
@@ -246,7 +255,9 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   EvalMetrics m = evaluate_model(model, loader, device);
   const int64_t params = count_parameters(*model);
   const std::string split = split_label(task.splits().eval_name);
-  nlohmann::json rep = eval_report(m, names, split, "model.safetensors (final weights, collapsed)", params);
+  nlohmann::json rep = eval_report(
+      m, names, split,
+      routed ? "model.safetensors (final weights, routed MoE)" : "model.safetensors (final weights, collapsed)", params);
   const std::string eval_path = (fs::path(run_dir) / ("eval_" + split + ".json")).string();
   write_json(eval_path, rep);
   write_confusion_csv((fs::path(run_dir) / "confusion.csv").string(), m.confusion, names);
@@ -263,7 +274,8 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   summary["train_images"] = task.splits().train->size();
   summary["train_images_per_sec"] = train_images_per_sec(run_dir, task.splits().train->size());
   summary["steps"] = fit.steps;
-  summary["moe_blocks"] = cr.blocks;
+  summary["moe_blocks"] = routed ? model->moe_blocks() : cr.blocks;
+  summary["routed_moe"] = routed;
   summary["collapse_max_abs_diff"] = cr.max_abs_diff;
   summary["ewa"] = cfg.model().ewa().enabled();
   write_json((fs::path(run_dir) / "summary.json").string(), summary);
@@ -275,8 +287,9 @@ PipelineResult train(const ImageClassificationConfig& cfg, const TrainRequest& r
   }
 
   std::cout << "top-1 " << pct(m.top1) << "  top-5 " << pct(m.top5) << " on " << split << " (" << m.count
-            << " images); " << human_count(params) << " parameters (dense"
-            << (cr.blocks.empty() ? "" : ", collapsed from " + human_count(params_train)) << "); "
+            << " images); " << human_count(params) << " parameters ("
+            << (routed ? "routed MoE" : cr.blocks.empty() ? "dense" : "dense, collapsed from " + human_count(params_train))
+            << "); "
             << std::fixed << std::setprecision(3) << rep["inference_ms_per_image"].get<double>() << " ms/image\n"
             << "  model:  " << model_path << "\n"
             << "  eval:   " << eval_path << "\n";
@@ -298,27 +311,63 @@ safetensors::Metadata export_metadata(const ImageClassificationConfig& cfg,
   return meta;
 }
 
+ConvertResult convert_model(VisionTransformer& model, const ConvertOptions& options,
+                            const ImageClassificationConfig* cfg) {
+  ConvertResult r;
+  r.moe_blocks = model->moe_blocks();
+  if (r.moe_blocks.empty()) return r;
+  r.router = model->moe_options() ? model->moe_options()->router().name() : "";
+  r.num_experts = model->blocks()[static_cast<size_t>(r.moe_blocks[0])]->moe_mlp()->experts->num_experts();
+  const bool was_training = model->is_training();
+  model->eval();
+  if (!routes_at_eval(*model)) {
+    const auto& v = model->options();
+    torch::manual_seed(options.seed);
+    auto probe = torch::randn({options.probe_batch, v.in_chans(), v.img_size(), v.img_size()},
+                              model->pos_embed.options().requires_grad(false));  // [b, C, H, W]
+    r.max_abs_diff = collapse_to_dense(model, probe).max_abs_diff;
+    model->train(was_training);
+    if (!(r.max_abs_diff <= options.tolerance)) {
+      throw std::runtime_error("convert: collapse verification failed: max |diff| " + std::to_string(r.max_abs_diff) +
+                               " > tolerance " + std::to_string(options.tolerance));
+    }
+    return r;
+  }
+  if (!options.average) {
+    throw std::invalid_argument("convert: the MoE layers route with the learned router '" + r.router +
+                                "': the model is served as the routed MoE it was trained as (ewa eval / classify "
+                                "run it); pass --average to replace each MoE layer by the mean of its experts (the "
+                                "accuracy this costs on the run's evaluation split is reported)");
+  }
+  if (!cfg) {
+    throw std::invalid_argument("convert --average: the run's config is needed to measure the accuracy averaging "
+                                "costs (pass --config RUN/config.yaml)");
+  }
+  auto [ds, split] = eval_dataset(*cfg, "");
+  check_data_matches_model(*cfg, *ds);
+  img::ImageLoader loader(ds, loader_options(*cfg, false));
+  const torch::Device device = model->pos_embed.device();
+  const EvalMetrics before = evaluate_model(model, loader, device);
+  collapse_to_dense(model, torch::Tensor());
+  model->eval();
+  const EvalMetrics after = evaluate_model(model, loader, device);
+  model->train(was_training);
+  r.averaged_learned = true;
+  r.split = split;
+  r.eval_images = before.count;
+  r.top1_routed = before.top1;
+  r.top1_averaged = after.top1;
+  return r;
+}
+
 CheckpointExport export_checkpoint(const ImageClassificationConfig& cfg, const std::string& checkpoint,
-                                   const std::string& out, int64_t probe_batch, uint64_t seed, double tolerance) {
+                                   const std::string& out, const ConvertOptions& options) {
   CheckpointExport ex;
   VisionTransformer model = build_model(cfg);
   ex.step = load_checkpoint(checkpoint, *model, nullptr).step;  // verifies the file first
   model->eval();
   ex.params_train = count_parameters(*model);
-  const auto& v = cfg.model().vit();
-  torch::manual_seed(seed);
-  auto probe = torch::randn({probe_batch, v.in_chans(), v.img_size(), v.img_size()},
-                            model->pos_embed.options().requires_grad(false));
-  const CollapseReport cr = collapse_to_dense(model, probe);
-  ex.moe_blocks = cr.blocks;
-  ex.num_experts = cr.num_experts;
-  ex.max_abs_diff = cr.max_abs_diff;
-  if (!(cr.max_abs_diff <= tolerance)) {
-    throw std::runtime_error("convert: collapse verification failed for " + checkpoint + ": max |diff| " +
-                             std::to_string(cr.max_abs_diff) + " > tolerance " + std::to_string(tolerance) +
-                             " (router '" + cfg.model().moe().router().name() +
-                             "': only RUP/EWA layers evaluate as the expert mean)");
-  }
+  ex.convert = convert_model(model, options, &cfg);
   ex.params = count_parameters(*model);
   std::vector<std::string> names;
   try {

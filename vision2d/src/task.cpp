@@ -7,6 +7,9 @@
 #include <chrono>
 #include <stdexcept>
 
+#include "ewa/core/collapse.h"
+#include "ewa/core/model_io.h"
+#include "ewa/core/safetensors.h"
 #include "ewa/datasets/image/augment.h"
 
 namespace ewa::vision2d {
@@ -68,9 +71,25 @@ img::ImageLoaderOptions loader_options(const ImageClassificationConfig& cfg, boo
   return o;
 }
 
-VisionTransformer build_model(const ImageClassificationConfig& cfg) {
-  MoEOptions moe = cfg.model().moe();
-  return VisionTransformer(cfg.model().vit(), moe);
+VisionTransformer build_model(const ImageClassificationConfig& cfg, bool load_init) {
+  const auto& m = cfg.model();
+  if (!load_init || m.init_from().empty()) return VisionTransformer(m.vit(), m.moe());
+  VisionTransformer model(m.vit());
+  const auto tensors = safetensors::load_file(m.init_from()).tensors;
+  std::vector<std::string> skip;
+  auto head = tensors.find("head.weight");
+  if (head != tensors.end() && !model->head.is_empty() && head->second.sizes() != model->head->weight.sizes()) {
+    spdlog::info("model.init_from: {} has a {}-class head, the model {} classes: the head starts fresh",
+                 m.init_from(), head->second.size(0), model->head->weight.size(0));
+    skip.push_back("head.");
+  }
+  load_weights(model, tensors, m.init_from(), skip);
+  if (m.moe().enabled()) {
+    const auto blocks = upcycle_to_moe(model, m.moe());
+    spdlog::info("model.init_from: {} loaded, FFNs of {} blocks upcycled into {} experts each", m.init_from(),
+                 blocks.size(), m.moe().num_experts());
+  }
+  return model;
 }
 
 void check_data_matches_model(const ImageClassificationConfig& cfg, const img::ImageDataset& data) {
@@ -143,7 +162,7 @@ ImageClassificationTask::ImageClassificationTask(ImageClassificationConfig cfg, 
   check_data_matches_model(cfg_, *splits_.train);
   check_data_matches_model(cfg_, *splits_.eval);
   torch::manual_seed(static_cast<uint64_t>(cfg_.run().seed()));
-  model_ = build_model(cfg_);
+  model_ = build_model(cfg_, /*load_init=*/true);
   spdlog::info("train: {}; eval ({}): {}", splits_.train->describe(), splits_.eval_name, splits_.eval->describe());
 }
 

@@ -30,6 +30,8 @@ RoutingPlan ExpertChoiceRouterImpl::route(const torch::Tensor& x) {
       std::min(n, expert_capacity(n, e, 1, options_.capacity_factor(), options_.capacity_multiple()));
   auto tokens = x.reshape({n, x.size(2)});                      // [N, D]
   auto l = logits(tokens);                                      // [N, E]
+  const bool sparse = selection_ == Selection::kSparsityConstrained;
+  if (sparse) l.noisy = l.clean;                                // vmoe's k-sparse router draws no noise
   auto probs = torch::softmax(l.noisy, 1);                      // [N, E]
   torch::Tensor key;                                            // [N, E] selection score, no grad
   switch (selection_) {
@@ -37,23 +39,25 @@ RoutingPlan ExpertChoiceRouterImpl::route(const torch::Tensor& x) {
       key = probs.detach();
       break;
     case Selection::kSinkhorn:
-      key = sinkhorn_log_plan(l.noisy, options_.epsilon(), options_.iterations(),
-                              static_cast<double>(cap * e) / static_cast<double>(n), static_cast<double>(cap));
+      key = sinkhorn_log_plan(l.noisy, options_.epsilon(), options_.iterations(), 1.0,
+                              static_cast<double>(n) / static_cast<double>(e));  // log plan
       break;
-    case Selection::kSparsityConstrained: {
-      auto plan = sparse_expert_plan(l.noisy, cap, options_.epsilon(), options_.iterations());  // [N, E]
-      // Tokens in the plan's support first (by plan mass), then the rest by gate.
-      key = torch::where(plan > 0, plan + 2.0, probs.detach());
+    case Selection::kSparsityConstrained:
+      key = sparse_expert_plan(probs, cap, options_.epsilon(), options_.iterations());  // [N, E]
       break;
-    }
   }
-  auto index = std::get<1>(key.topk(cap, 0)).t().contiguous();  // [E, C]
+  auto [top, index] = key.topk(cap, 0);                         // [C, E]
+  index = index.t().contiguous();                               // [E, C]
+  if (sparse) index = torch::where(top.t() > 0, index, torch::full({}, -1, index.options()));  // support only
   RoutingPlan plan;
   plan.dispatch_index = index;
-  plan.combine_weight = probs.t().gather(1, index);             // [E, C]
+  plan.combine_weight = probs.t().gather(1, index.clamp_min(0)) * (index >= 0).to(probs.scalar_type());  // [E, C]
   add_common_losses(plan, l, probs);
-  auto covered = torch::zeros({n}, probs.options().dtype(torch::kDouble))
-                     .index_add_(0, index.reshape({-1}), torch::ones({e * cap}, probs.options().dtype(torch::kDouble)));  // [N]
+  auto dbl = probs.options().dtype(torch::kDouble);
+  auto covered = torch::zeros({n + 1}, dbl)
+                     .index_add_(0, torch::where(index >= 0, index, torch::full({}, n, index.options())).reshape({-1}),
+                                 torch::ones({e * cap}, dbl))
+                     .narrow(0, 0, n);                          // [N] experts per token
   detail::add_sparse_stats(plan, (covered == 0).to(torch::kDouble).mean());
   return plan;
 }

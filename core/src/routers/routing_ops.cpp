@@ -94,22 +94,38 @@ torch::Tensor project_columns_sparse_simplex(const torch::Tensor& v, int64_t cap
 
 }  // namespace
 
-torch::Tensor sparse_expert_plan(const torch::Tensor& scores, int64_t capacity, double gamma, int64_t iterations) {
-  TORCH_CHECK(scores.dim() == 2 && scores.is_floating_point(), "sparse_expert_plan: scores must be floating [N, E]");
-  const int64_t n = scores.size(0), e = scores.size(1);
+torch::Tensor sparse_expert_plan(const torch::Tensor& similarity, int64_t capacity, double gamma, int64_t iterations,
+                                 double learning_rate, double tolerance) {
+  TORCH_CHECK(similarity.dim() == 2 && similarity.is_floating_point(),
+              "sparse_expert_plan: similarity must be floating [N, E]");
+  const int64_t n = similarity.size(0), e = similarity.size(1);
   TORCH_CHECK(capacity >= 1 && capacity <= n, "sparse_expert_plan: capacity ", capacity, " not in [1, N=", n, "]");
-  TORCH_CHECK(gamma > 0 && iterations >= 1, "sparse_expert_plan: need gamma > 0 and iterations >= 1");
+  TORCH_CHECK(gamma > 0 && iterations >= 1 && learning_rate > 0,
+              "sparse_expert_plan: need gamma > 0, iterations >= 1 and learning_rate > 0");
   torch::NoGradGuard no_grad;
-  const auto s = scores.detach();
-  const double row_mass = static_cast<double>(capacity * e) / static_cast<double>(n);
-  const double step = gamma / static_cast<double>(e);  // 1/L of the semi-dual (L = E/gamma)
-  auto alpha = torch::zeros({n, 1}, s.options());      // token potentials
-  torch::Tensor plan;
-  for (int64_t i = 0; i < iterations; ++i) {
-    plan = project_columns_sparse_simplex((s + alpha) / gamma, capacity, static_cast<double>(capacity));  // [N, E]
-    alpha = alpha + step * (row_mass - plan.sum(1, /*keepdim=*/true));  // ascent on the row constraints
+  const auto s = similarity.detach();
+  const double col_mass = static_cast<double>(n) / static_cast<double>(e);  // tokens per expert on average
+  const double scale = gamma * col_mass;
+  // Plan for the token potentials alpha [N, 1]: column j = col_mass * (the k-sparse simplex
+  // projection of (alpha + s[:, j]) / scale), i.e. the gradient of the column's smoothed max.
+  auto plan_of = [&](const torch::Tensor& alpha) {
+    return col_mass * project_columns_sparse_simplex((s + alpha) / scale, capacity, 1.0);  // [N, E]
+  };
+  // Semi-dual min_alpha sum_j b_j max_j(alpha - C[:, j]) - <alpha, a> (C = -s, a = 1, b = N/E),
+  // minimised with Adam (b1 0.9, b2 0.999, eps 1e-8) as in vmoe (jaxopt OptaxSolver + optax.adam).
+  auto alpha = torch::zeros({n, 1}, s.options());
+  auto m = torch::zeros_like(alpha), v = torch::zeros_like(alpha);
+  const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  for (int64_t t = 1; t <= iterations; ++t) {
+    auto grad = plan_of(alpha).sum(1, /*keepdim=*/true) - 1.0;  // [N, 1] row sums - row marginal
+    m = b1 * m + (1 - b1) * grad;
+    v = b2 * v + (1 - b2) * grad * grad;
+    auto m_hat = m / (1 - std::pow(b1, static_cast<double>(t)));
+    auto v_hat = v / (1 - std::pow(b2, static_cast<double>(t)));
+    alpha = alpha - learning_rate * m_hat / (v_hat.sqrt() + eps);
+    if (tolerance > 0 && grad.norm().item<double>() <= tolerance) break;  // OptaxSolver's stop rule
   }
-  return project_columns_sparse_simplex((s + alpha) / gamma, capacity, static_cast<double>(capacity));
+  return plan_of(alpha);
 }
 
 torch::Tensor cv_squared(const torch::Tensor& v) {
@@ -167,7 +183,7 @@ torch::Tensor load_superclasses(const std::string& path, int64_t num_groups) {
 
 // ---------------------------------------------------------------------------------------
 LinearGateRouterImpl::LinearGateRouterImpl(const RouterOptions& options, int64_t dim, int64_t num_experts)
-    : RouterImpl(num_experts), options_(options) {
+    : RouterImpl(num_experts), options_(resolve_router_defaults(options)) {
   TORCH_CHECK(dim >= 1, "router '", options.name(), "': token width must be >= 1, got ", dim);
   gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(dim, num_experts).bias(false)));
 }
@@ -178,37 +194,36 @@ LinearGateRouterImpl::Logits LinearGateRouterImpl::logits(const torch::Tensor& t
   out.clean = torch::linear(tokens, gate->weight.to(tokens.scalar_type()));  // [N, E]
   out.noisy = out.clean;
   if (is_training() && options_.noise_std() > 0) {
-    out.noisy = out.clean + options_.noise_std() * torch::randn_like(out.clean);
+    out.noisy = out.clean + noise_sigma() * torch::randn_like(out.clean);
   }
   return out;
+}
+
+double LinearGateRouterImpl::noise_sigma() const {
+  return options_.noise_std() / static_cast<double>(num_experts_);  // V-MoE: noise_std / E
 }
 
 void LinearGateRouterImpl::add_common_losses(RoutingPlan& plan, const Logits& logits,
                                              const torch::Tensor& probs) const {
   plan.stats["router_entropy"] = detail::mean_entropy(probs);
   if (!is_training()) return;
+  // Both on the clean logits, as in vmoe (the noise only perturbs the selection).
   if (options_.importance_loss() > 0) {
-    plan.aux_losses["importance"] = options_.importance_loss() * cv_squared(probs.sum(0));
+    plan.aux_losses["importance"] = options_.importance_loss() * cv_squared(torch::softmax(logits.clean, 1).sum(0));
   }
   if (options_.z_loss() > 0) {
-    plan.aux_losses["z"] = options_.z_loss() * torch::logsumexp(logits.noisy, 1).pow(2).mean();
+    plan.aux_losses["z"] = options_.z_loss() * torch::logsumexp(logits.clean, 1).pow(2).mean();
   }
 }
 
 void LinearGateRouterImpl::add_load_loss(RoutingPlan& plan, const Logits& logits, int64_t k) const {
   if (!is_training() || options_.load_loss() <= 0 || options_.noise_std() <= 0) return;
-  const int64_t e = logits.clean.size(1);
-  if (k >= e) return;  // every expert is always selected: the load is constant
-  // Shazeer et al. 2017: P(expert e is in the top-k when only its own noise is redrawn).
-  auto top = std::get<0>(logits.noisy.topk(k + 1, 1));                 // [N, k+1]
-  auto threshold_in = top.narrow(1, k, 1);                             // [N, 1] (k+1)-th largest
-  auto threshold_out = top.narrow(1, k - 1, 1);                        // [N, 1] k-th largest
-  auto is_in = logits.noisy > threshold_in;                            // [N, E]
-  const double inv = 1.0 / (options_.noise_std() * std::sqrt(2.0));
-  auto p_in = 0.5 * torch::erfc(-(logits.clean - threshold_in) * inv);
-  auto p_out = 0.5 * torch::erfc(-(logits.clean - threshold_out) * inv);
-  auto prob = torch::where(is_in, p_in, p_out);                        // [N, E]
-  plan.aux_losses["load"] = options_.load_loss() * cv_squared(prob.sum(0));
+  // V-MoE (vmoe _load_auxiliary_loss): the k-th largest noisy logit of a token is its threshold;
+  // P(expert e selected if its noise were redrawn) = 1 - Phi((threshold - clean_e) / sigma).
+  auto threshold = std::get<0>(logits.noisy.topk(k, 1)).narrow(1, k - 1, 1);  // [N, 1]
+  const double inv = 1.0 / (noise_sigma() * std::sqrt(2.0));
+  auto prob = 0.5 * torch::erfc((threshold - logits.clean) * inv);             // [N, E]
+  plan.aux_losses["load"] = options_.load_loss() * cv_squared(prob.mean(0));
 }
 
 namespace detail {

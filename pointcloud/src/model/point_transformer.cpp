@@ -158,17 +158,9 @@ class PointTransformerBlockImpl : public nn::Module {
 
   int64_t collapse_one(const std::string& name, nn::Linear& lin, PointMoELinear& moe) {
     if (!moe) return 0;
-    auto w = moe->experts->mean_dense();  // [out, in]
-    {
-      RngStateGuard guard;  // collapsing draws no random numbers
-      lin = make_linear(w.size(1), w.size(0), /*bias=*/false);
-    }
-    lin->to(w.device(), w.scalar_type());
-    {
-      torch::NoGradGuard no_grad;
-      lin->weight.copy_(w);
-    }
-    lin->train(is_training());
+    auto mean = std::dynamic_pointer_cast<nn::LinearImpl>(moe->experts->mean_module());  // expert mean
+    TORCH_CHECK(mean, "PointTransformer: ", name, " has experts that are not linear experts");
+    lin = nn::Linear(mean);
     replace_module(name, lin);
     moe = nullptr;
     return 1;
@@ -396,7 +388,7 @@ namespace {
 std::vector<std::pair<std::string, PointMoELinear>> find_moe(const nn::Module& root) {
   std::vector<std::pair<std::string, PointMoELinear>> out;
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {
-    if (auto m = std::dynamic_pointer_cast<PointMoELinearImpl>(item.value())) out.emplace_back(item.key(), PointMoELinear(m));
+    if (auto m = std::dynamic_pointer_cast<MoELayerImpl>(item.value())) out.emplace_back(item.key(), PointMoELinear(m));
   }
   return out;
 }

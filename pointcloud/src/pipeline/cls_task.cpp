@@ -123,7 +123,8 @@ ShapeSet load_shapes(const ClsDataOptions& o, const std::string& split) {
 // ------------------------------------------------------------------------------ ClsTask
 
 ClsTask::ClsTask(PointClsConfig config, ShapeSet train, ShapeSet val)
-    : ClsTask(config, std::move(train), std::move(val), PointTransformer(config.model().pt())) {}
+    : ClsTask(config, std::move(train), std::move(val),
+          build_point_model(config.model().pt(), config.model().init_from())) {}
 
 ClsTask::ClsTask(PointClsConfig config, ShapeSet train, ShapeSet val, PointTransformer model)
     : config_(std::move(config)), train_(std::move(train)), val_(std::move(val)), net_(std::move(model)) {

@@ -1,5 +1,6 @@
 // Train / eval entry points of semantic segmentation and point classification: Trainer fit,
-// collapse of the MoE layers, model export with metadata, final evaluation JSON and table.
+// collapse of the RUP/EWA MoE layers (learned routers stay routed), model export with
+// metadata, final evaluation JSON and table.
 #include "ewa/pointcloud/pipeline.h"
 
 #include <spdlog/spdlog.h>
@@ -90,6 +91,20 @@ std::string checkpoint_file(const std::string& run_dir, const std::string& spec)
   return spec;
 }
 
+/// Export what was trained: RUP/EWA MoE linears collapse to their expert means (their eval
+/// forward is the averaged expert); a learned router's model stays the routed MoE. Returns the
+/// number of MoE linears collapsed.
+int64_t collapse_for_export(PointTransformer& net) {
+  if (routes_at_eval(*net)) {
+    spdlog::info("kept {} MoE linears routed by '{}' (a learned router): the model is the routed MoE", net->num_moe_layers(),
+                 net->options().moe().router().name());
+    return 0;
+  }
+  const int64_t collapsed = net->collapse_to_dense();
+  if (collapsed > 0) spdlog::info("collapsed {} MoE linears into dense linears (expert mean)", collapsed);
+  return collapsed;
+}
+
 bool is_model_file(const std::string& path) {
   return fs::path(path).extension() == ".safetensors";
 }
@@ -123,8 +138,7 @@ SegRunOutcome train_seg_once(const SemSegConfig& cfg, const TrainRequest& req, c
   if (!fit) return out;
 
   auto& net = task.net();
-  const int64_t collapsed = net->collapse_to_dense();
-  if (collapsed > 0) spdlog::info("collapsed {} MoE linears into dense linears (expert mean)", collapsed);
+  const int64_t collapsed = collapse_for_export(net);
   const std::string model_path = (fs::path(out.run_dir) / "model.safetensors").string();
   save_point_model(net, model_path, segmentation_metadata(cfg));
   spdlog::info("wrote {}", model_path);
@@ -291,7 +305,8 @@ PipelineResult train_semantic_segmentation(const SemSegConfig& cfg, const TrainR
 namespace {
 
 // The network `ewa eval` evaluates: req.model (a model file) or req.checkpoint (best | last | a
-// path; a model file is accepted too), MoE layers collapsed, on the run's device. `source`
+// path; a model file is accepted too), RUP/EWA MoE layers collapsed (learned routers keep
+// routing), on the run's device. `source`
 // names what was loaded, `collapsed` counts the MoE linears that were averaged.
 PointTransformer load_eval_model(const PointTransformerOptions& options, const std::string& device,
                                  const EvalRequest& req, std::string* source, int64_t* collapsed) {
@@ -305,7 +320,7 @@ PointTransformer load_eval_model(const PointTransformerOptions& options, const s
     net = PointTransformer(options);
     load_checkpoint(*source, *net, nullptr);
   }
-  *collapsed = net->collapse_to_dense();
+  *collapsed = routes_at_eval(*net) ? 0 : net->collapse_to_dense();  // a learned router runs as trained
   net->to(resolve_device(device));
   return net;
 }
@@ -356,7 +371,7 @@ PipelineResult train_point_classification(const PointClsConfig& cfg, const Train
   const auto fit = fit_for_export(trainer, r);
   if (!fit) return r;
   auto& net = task.net();
-  const int64_t collapsed = net->collapse_to_dense();
+  const int64_t collapsed = collapse_for_export(net);
   const std::string model_path = (fs::path(r.run_dir) / "model.safetensors").string();
   save_point_model(net, model_path,
                    {{kMetaTask, "point_classification"},

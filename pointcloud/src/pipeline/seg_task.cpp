@@ -76,7 +76,8 @@ SegEvaluation evaluate_scenes(const SceneSet& scenes, const SegLogitsFn& fn, con
 // ------------------------------------------------------------------------------ SemSegTask
 
 SemSegTask::SemSegTask(SemSegConfig config, SegSplits splits)
-    : SemSegTask(config, std::move(splits), PointTransformer(config.model().pt())) {}
+    : SemSegTask(config, std::move(splits),
+          build_point_model(config.model().pt(), config.model().init_from())) {}
 
 SemSegTask::SemSegTask(SemSegConfig config, SegSplits splits, PointTransformer model)
     : config_(std::move(config)), splits_(std::move(splits)), net_(std::move(model)) {

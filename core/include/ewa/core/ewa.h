@@ -15,7 +15,8 @@ namespace ewa {
 ///   constant: b_max;
 ///   linear:   b_max * min(step, K) / K  (0 at step 0, b_max from step K on);
 ///   cosine:   b_max * (1 - cos(pi * min(step, K) / K)) / 2;
-/// K == 0 gives b_max for every schedule.
+/// K == 0 gives b_max for every schedule. With options.end_step() = S > 0 the rate is 0 for
+/// every step > S (early EWA).
 class ShareRateSchedule {
  public:
   explicit ShareRateSchedule(const EwaOptions& options);
@@ -25,8 +26,8 @@ class ShareRateSchedule {
   EwaOptions options_;
 };
 
-/// One EWA step with share rate `beta` in [0, 1] on every MoE layer (every StackedExperts
-/// module) found in `root`'s tree, in place and without autograd, simultaneously for all N
+/// One EWA step with share rate `beta` in [0, 1] on every MoE layer (every ExpertBankImpl
+/// module, its expert_tensors()) found in `root`'s tree, in place and without autograd, simultaneously for all N
 /// experts and for weights and biases:
 ///   W_i <- (1 - b) W_i + b/(N-1) * sum_{j != i} W_j
 ///        = (1 - b - b/(N-1)) W_i + b/(N-1) * sum_j W_j.

@@ -38,7 +38,8 @@ std::shared_ptr<Hook> make_ewa_hook(const EwaOptions& opts);
 /// epoch record ("val.*" keys as the task names them).
 std::shared_ptr<Hook> make_eval_hook(int64_t eval_every);
 
-/// Per-layer expert load (TrainTask::routing_stats) into the step record on logging steps.
+/// Per-layer expert load (TrainTask::routing_stats, "expert_load") and scalar routing telemetry
+/// (TrainTask::routing_scalars, "routing") into the step record on logging steps.
 std::shared_ptr<Hook> make_routing_stats_hook(int64_t log_every);
 
 /// RUN_DIR/metrics.jsonl: a step record every `log_every` steps and one per epoch, and a

@@ -74,15 +74,25 @@ struct RouterOptions {
   TORCH_ARG(double, capacity_factor) = 1.0;
   TORCH_ARG(int64_t, capacity_multiple) = 4;     ///< capacity rounded up to a multiple of this
   TORCH_ARG(bool, batch_prioritized) = true;     ///< BPR: larger top gate first
-  TORCH_ARG(double, noise_std) = 0.0;            ///< router noise (train only); 0 = off
-  TORCH_ARG(int64_t, iterations) = 10;           ///< Sinkhorn iterations
-  TORCH_ARG(double, epsilon) = 0.05;             ///< Sinkhorn entropy / sparse-OT quadratic weight
+  /// Router noise N(0, (noise_std / E)^2) on the logits in training (V-MoE scales it by 1/E);
+  /// -1 = the router's reference default (1 for the softmax / Sinkhorn token- and expert-choice
+  /// routers, 0 for sparsity_constrained_expert_choice, soft_moe and per_image); 0 = off.
+  TORCH_ARG(double, noise_std) = -1.0;
+  TORCH_ARG(int64_t, iterations) = 20;           ///< Sinkhorn / sparse-OT solver iterations (vmoe: 20)
+  /// Sinkhorn entropy weight / sparse-OT quadratic weight gamma (vmoe: 1)
+  TORCH_ARG(double, epsilon) = 1.0;
+  /// Routing groups: the B*T tokens are split into groups of this many tokens, each routed
+  /// independently (V-MoE / vmoe group_size; must divide B*T); 0 = one group per batch.
+  TORCH_ARG(int64_t, group_size) = 0;
   TORCH_ARG(int64_t, slots_per_expert) = 1;      ///< Soft MoE
   TORCH_ARG(std::string, image_token) = "cls";   ///< per_image: "cls" or "mean"
   TORCH_ARG(std::string, superclass_file) = "";  ///< per_image: class -> super-class file
   TORCH_ARG(double, superclass_weight) = 0.3;    ///< per_image: lambda of the auxiliary CE
-  TORCH_ARG(double, importance_loss) = 0.0;      ///< weight of the importance (CV^2) loss
-  TORCH_ARG(double, load_loss) = 0.0;            ///< weight of the load (CV^2) loss
+  /// Weight of the importance (CV^2) loss; -1 = reference default (0.005 for
+  /// softmax_token_choice as in the V-MoE configs, 0 for the others)
+  TORCH_ARG(double, importance_loss) = -1.0;
+  /// Weight of the load (CV^2) loss; -1 = reference default (as importance_loss)
+  TORCH_ARG(double, load_loss) = -1.0;
   TORCH_ARG(double, z_loss) = 0.0;               ///< weight of the router z-loss
 
  public:
@@ -97,7 +107,8 @@ struct RouterOptions {
     a.one_of("name", name(), known_names());
     a("k", k())("capacity_factor", capacity_factor())("capacity_multiple", capacity_multiple());
     a("batch_prioritized", batch_prioritized())("noise_std", noise_std());
-    a("iterations", iterations())("epsilon", epsilon())("slots_per_expert", slots_per_expert());
+    a("iterations", iterations())("epsilon", epsilon())("group_size", group_size());
+    a("slots_per_expert", slots_per_expert());
     a.one_of("image_token", image_token(), {"cls", "mean"});
     a("superclass_file", superclass_file())("superclass_weight", superclass_weight());
     a("importance_loss", importance_loss())("load_loss", load_loss())("z_loss", z_loss());
@@ -107,12 +118,15 @@ struct RouterOptions {
     a.require(iterations() >= 1, "iterations", "an integer >= 1");
     a.require(epsilon() > 0, "epsilon", "a number > 0");
     a.require(slots_per_expert() >= 1, "slots_per_expert", "an integer >= 1");
-    a.require(noise_std() >= 0, "noise_std", "a number >= 0 (0 = no noise)");
-    for (auto [key, w] : {std::pair{"importance_loss", importance_loss()}, std::pair{"load_loss", load_loss()},
-                          std::pair{"z_loss", z_loss()}, std::pair{"superclass_weight", superclass_weight()}}) {
+    a.require(noise_std() >= 0 || noise_std() == -1, "noise_std", "a number >= 0 (0 = no noise; -1 = default)");
+    a.require(group_size() >= 0, "group_size", "an integer >= 0 (0 = the whole batch is one group)");
+    for (auto [key, w] : {std::pair{"importance_loss", importance_loss()}, std::pair{"load_loss", load_loss()}}) {
+      a.require(w >= 0 || w == -1, key, "a weight >= 0 (0 = off; -1 = the router's reference default)");
+    }
+    for (auto [key, w] : {std::pair{"z_loss", z_loss()}, std::pair{"superclass_weight", superclass_weight()}}) {
       a.require(w >= 0, key, "a weight >= 0 (0 = off)");
     }
-    a.require(load_loss() == 0 || noise_std() > 0, "load_loss",
+    a.require(load_loss() <= 0 || noise_std() != 0, "load_loss",
               "0 unless noise_std > 0 (the load is the probability of selection under router noise)");
     a.require(capacity_factor() > 0 || name().find("expert_choice") == std::string::npos, "capacity_factor",
               "a number > 0 for expert-choice routers (no dropless mode)");
@@ -123,9 +137,10 @@ struct RouterOptions {
 struct MoEOptions {
   TORCH_ARG(bool, enabled) = false;
   TORCH_ARG(int64_t, num_experts) = 4;
-  /// V-MoE "Every n": blocks n-1, 2n-1, ... become MoE (0 = off).
-  TORCH_ARG(int64_t, every) = 2;
-  /// The last n blocks become MoE (0 = off). Combined with `every` by union.
+  /// V-MoE "Every n": blocks n-1, 2n-1, ... become MoE (0 = off; -1 = unset: 2 unless
+  /// `last` or `blocks` is set). Mutually exclusive with `last`.
+  TORCH_ARG(int64_t, every) = -1;
+  /// V-MoE "Last n": the last n blocks become MoE (0 = off). Mutually exclusive with `every`.
   TORCH_ARG(int64_t, last) = 0;
   /// Explicit block indices (overrides every/last when non-empty).
   TORCH_ARG(std::vector<int64_t>, blocks) = {};
@@ -141,7 +156,10 @@ struct MoEOptions {
     a.one_of("init", init(), {"copy", "independent"});
     a("router", router());
     a.require(num_experts() >= 1, "num_experts", "an integer >= 1");
-    a.require(every() >= 0, "every", "an integer >= 0 (0 = off)");
+    a.require(every() >= -1, "every", "an integer >= 1 (0 = off; unset = 2 unless last or blocks is set)");
+    a.require(every() <= 0 || last() == 0, "last",
+              "0 when every is set: moe.every (every n-th block) and moe.last (the last n blocks) are mutually "
+              "exclusive placements, set one of them (or list moe.blocks)");
     a.require(last() >= 0, "last", "an integer >= 0 (0 = off)");
   }
 };
@@ -154,13 +172,19 @@ struct EwaOptions {
   TORCH_ARG(std::string, schedule) = "constant";
   TORCH_ARG(int64_t, warmup_steps) = 0;
   TORCH_ARG(int64_t, every_n_steps) = 1;         ///< apply after every n-th optimizer step
+  /// Early EWA (the paper's variant that averages only at the start): share rate 0 after this
+  /// many optimizer steps (0 = never ends).
+  TORCH_ARG(int64_t, end_step) = 0;
 
  public:
   template <class A>
   void visit(A& a) {
     a("enabled", enabled())("share_rate", share_rate());
     a.one_of("schedule", schedule(), {"constant", "linear", "cosine"});
-    a("warmup_steps", warmup_steps())("every_n_steps", every_n_steps());
+    a("warmup_steps", warmup_steps())("every_n_steps", every_n_steps())("end_step", end_step());
+    a.require(end_step() >= 0, "end_step", "an integer >= 0 (0 = EWA until the end)");
+    a.require(end_step() == 0 || end_step() > warmup_steps(), "end_step",
+              "0 or a step after warmup_steps (" + std::to_string(warmup_steps()) + ")");
     a.require(share_rate() >= 0 && share_rate() <= 1, "share_rate", "a number in [0, 1]");
     a.require(warmup_steps() >= 0, "warmup_steps", "an integer >= 0");
     a.require(every_n_steps() >= 1, "every_n_steps", "an integer >= 1");

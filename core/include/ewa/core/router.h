@@ -1,6 +1,6 @@
 // The one routing interface of the MoE layer: a router turns tokens into a RoutingPlan
 // (index dispatch + combine weights per expert slot, optional dense Soft-MoE mixing, aux
-// losses, stats) that MoEMlpImpl executes. Built-ins are created by name in make_router().
+// losses, stats) that MoELayerImpl executes. Built-ins are created by name in make_router().
 #pragma once
 
 #include <ATen/core/Generator.h>
@@ -71,6 +71,16 @@ class RouterImpl : public torch::nn::Module {
 
   /// Registry name ("rup", "soft_moe", ...).
   virtual std::string name() const = 0;
+
+  /// Tokens per routing group (0 = the whole batch is one group). See route_grouped().
+  virtual int64_t group_size() const { return 0; }
+
+  /// Routes x [B, T, D] in groups of group_size() tokens (flat order), each group routed
+  /// independently by route() as one sequence [1, G, D] (V-MoE routing groups), and merges the
+  /// group plans into one: expert e's slots are the groups' slots side by side ([E, groups *
+  /// C_max], -1 padded), each auxiliary loss and statistic is the mean over the groups. Without
+  /// groups (or one group) it is route(x). Throws when group_size does not divide B*T.
+  RoutingPlan route_grouped(const torch::Tensor& x);
 
   /// True when, in eval mode, the MoE layer should skip routing and run the averaged
   /// expert (mean of the expert weights): the EWA/RUP semantics, identical to the model
@@ -147,6 +157,15 @@ void link_routers(const std::vector<RouterPtr>& routers_in_depth_order);
 /// key (router.k, router.capacity_factor, ...) for options invalid with `num_experts`.
 /// Learned routers are documented in routers.h.
 RouterPtr make_router(const RouterOptions& options, int64_t dim, int64_t num_experts);
+
+/// True when `root`'s module tree holds at least one router that keeps routing in eval mode
+/// (averaged_expert_at_eval() false: a learned router). Such a model is exported and served
+/// as the routed MoE it was trained as; dense and RUP/EWA models collapse to the dense network.
+bool routes_at_eval(const torch::nn::Module& root);
+
+/// `options` with every "-1 = reference default" field (noise_std, importance_loss,
+/// load_loss) replaced by the router's default from google-research/vmoe (see options.h).
+RouterOptions resolve_router_defaults(RouterOptions options);
 
 /// Names make_router() can build.
 std::vector<std::string> available_routers();

@@ -47,14 +47,18 @@ SlotAssignment assign_to_slots(const torch::Tensor& experts, const torch::Tensor
 torch::Tensor sinkhorn_log_plan(const torch::Tensor& scores, double epsilon, int64_t iterations, double row_mass,
                                 double col_mass);
 
-/// Sparsity-constrained transport for expert choice (after Liu et al. 2023, "Sparsity-
-/// constrained optimal transport"): quadratically regularised OT (weight `gamma`) where
-/// every expert column holds at most `capacity` non-zeros and mass `capacity`, and every
-/// token row mass capacity*E/N. Solved on the semi-dual: `iterations` steps of gradient
-/// ascent on the token potentials, each column an exact projection onto the capacity-
-/// sparse simplex (sparsemax over its top-`capacity` entries). scores [N, E]; returns the
-/// plan [N, E] >= 0 (no gradient) whose columns each sum to `capacity`.
-torch::Tensor sparse_expert_plan(const torch::Tensor& scores, int64_t capacity, double gamma, int64_t iterations);
+/// Sparsity-constrained optimal transport for expert choice, as in google-research/vmoe
+/// (ksparse_projection_routing.py: quadratically regularised OT with a k-sparse constraint per
+/// expert column; Liu et al. 2023, "Sparsity-constrained optimal transport"). `similarity`
+/// [N, E] (the router's softmax gates), marginals: every token row 1, every expert column N/E.
+/// The semi-dual over the token potentials alpha [N] is minimised with Adam (learning rate
+/// `learning_rate`, betas 0.9 / 0.999, eps 1e-8, from alpha = 0) for `iterations` steps or until
+/// the gradient norm is <= `tolerance` (jaxopt OptaxSolver's rule; 0 = never). Column j of the
+/// plan = (N/E) * the projection of (alpha + similarity[:, j]) / (gamma N/E) onto the simplex
+/// restricted to its top-`capacity` entries. Returns the plan [N, E] >= 0 (no gradient), each
+/// column summing to N/E with at most `capacity` non-zeros.
+torch::Tensor sparse_expert_plan(const torch::Tensor& similarity, int64_t capacity, double gamma = 1.0,
+                                 int64_t iterations = 20, double learning_rate = 1e-2, double tolerance = 1e-3);
 
 /// Squared coefficient of variation var/mean^2 (population variance) of v [E].
 torch::Tensor cv_squared(const torch::Tensor& v);
@@ -81,12 +85,16 @@ void save_superclasses(const std::string& path, const torch::Tensor& map);
 
 // ---------------------------------------------------------------------------------------
 // Routers. All learned routers own a bias-free linear gate "gate" (Linear(D, E), weight
-// [E, D]) except Soft MoE ("slots", "scale"). Aux losses (each multiplied by its weight in
-// RouterOptions and only computed when that weight is > 0, in training):
+// [E, D]) except Soft MoE ("slots", "scale"). Training noise on the logits is N(0, sigma^2)
+// with sigma = noise_std / E (V-MoE). Aux losses (each multiplied by its weight in
+// RouterOptions and only computed when that weight is > 0, in training), all on the CLEAN
+// logits as in google-research/vmoe:
 //   importance: cv_squared(sum over tokens of the softmax gates)   (V-MoE, Shazeer 2017)
-//   load:       cv_squared(sum over tokens of P(expert selected under fresh noise)) for the
-//               token-choice and per-image routers (needs noise_std > 0)
+//   load:       cv_squared(mean over tokens of P(expert selected if its noise were redrawn),
+//               threshold = the token's k-th largest noisy logit) for the token-choice and
+//               per-image routers (needs noise_std > 0)
 //   z:          mean over tokens of logsumexp(logits)^2              (ST-MoE, Zoph 2022)
+// Routing groups (router.group_size) apply to the token- and expert-choice routers.
 // Stats (detached): expert_load [E] (share of the dispatched assignments per expert, sums
 // to 1), dropped_fraction (token choice: share of the N*k choices that found no slot;
 // expert choice: share of tokens no expert took), mean_gate (mean combine weight of the
@@ -100,6 +108,9 @@ class LinearGateRouterImpl : public RouterImpl {
  public:
   LinearGateRouterImpl(const RouterOptions& options, int64_t dim, int64_t num_experts);
   const RouterOptions& options() const { return options_; }
+  int64_t group_size() const override { return options_.group_size(); }
+  /// Standard deviation of the training noise on the logits: noise_std / E.
+  double noise_sigma() const;
 
   torch::nn::Linear gate{nullptr};
 
@@ -120,8 +131,9 @@ class LinearGateRouterImpl : public RouterImpl {
 };
 
 /// Token choice (`softmax_token_choice`, `sinkhorn_token_choice`): each token picks its top-k
-/// experts, by the softmax gates or by the Sinkhorn-balanced plan (entropic OT with
-/// `iterations` and `epsilon`, token mass 1, expert mass N/E; as in S-BASE). Combine
+/// experts, by the softmax gates or by the Sinkhorn-balanced plan of the (noisy) logits
+/// (entropic OT with `iterations` and `epsilon`, token mass 1, expert mass N/E; vmoe's
+/// KL-projection router: epsilon 1, 20 iterations). Combine
 /// weight = the softmax gate of the chosen expert. Capacity, BPR and dropless as in
 /// assign_to_slots(); a dropped choice contributes nothing (residual pass-through).
 class TokenChoiceRouterImpl : public LinearGateRouterImpl {
@@ -138,7 +150,9 @@ class TokenChoiceRouterImpl : public LinearGateRouterImpl {
 /// expert_capacity(N, E, 1, capacity_factor, capacity_multiple)) tokens of the batch.
 /// Selection: top-C of the softmax gates (`softmax_expert_choice`), of the Sinkhorn plan
 /// with expert mass C (`sinkhorn_expert_choice`), or of the sparsity-constrained plan
-/// (`sparsity_constrained_expert_choice`, sparse_expert_plan() with gamma = epsilon).
+/// (`sparsity_constrained_expert_choice`, sparse_expert_plan() of the clean softmax gates with
+/// gamma = epsilon and `iterations` Adam steps; a token outside the plan's support is not
+/// dispatched, and this router uses no noise, as vmoe's k-sparse router).
 /// Combine weight = softmax gate. A token may be taken by several experts or none.
 class ExpertChoiceRouterImpl : public LinearGateRouterImpl {
  public:
@@ -186,6 +200,7 @@ class PerImageRouterImpl : public LinearGateRouterImpl {
   PerImageRouterImpl(const RouterOptions& options, int64_t dim, int64_t num_experts);
   RoutingPlan route(const torch::Tensor& x) override;
   std::string name() const override { return "per_image"; }
+  int64_t group_size() const override { return 0; }  // one decision per image
   void observe_block_input(const torch::Tensor& tokens, int64_t num_prefix_tokens) override;
 
   /// Makes this router reuse `leader`'s decisions (nullptr: route itself again).

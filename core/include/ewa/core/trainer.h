@@ -67,6 +67,10 @@ class TrainTask {
   /// Per-layer expert load of the MoE layers (fractions of tokens per expert), e.g.
   /// {"blocks.3.mlp": {0.26, 0.24, 0.25, 0.25}}. Logged as "expert_load" in metrics.jsonl.
   virtual std::map<std::string, std::vector<double>> routing_stats() { return {}; }
+  /// Scalar routing telemetry per MoE layer of the last training forward (dropped_fraction,
+  /// mean_gate, router_entropy, aux.<loss>), logged as "routing" in metrics.jsonl. Default:
+  /// moe_routing_scalars(model()).
+  virtual std::map<std::string, std::map<std::string, double>> routing_scalars();
   /// State of the data source's own RNGs (augmentation), saved in checkpoints.
   virtual std::string data_state() const { return {}; }
   virtual void load_data_state(const std::string& state) { (void)state; }

@@ -128,12 +128,16 @@ struct PointModelOptions {
   TORCH_ARG(std::string, name) = "pt";
   TORCH_ARG(PointTransformerOptions, pt) = {};
   TORCH_ARG(EwaOptions, ewa) = {};
+  /// "" or a dense Point Transformer .safetensors (project names, e.g. a vanilla run's
+  /// model.safetensors): its weights start the run and its MoE linears are upcycled into the
+  /// experts (copies) for EWA fine-tuning (see build_point_model()).
+  TORCH_ARG(std::string, init_from) = "";
 
  public:
   template <class A>
   void visit(A& a) {
     a.one_of("name", name(), {"pt"});
-    a("pt", pt())("ewa", ewa());
+    a("pt", pt())("ewa", ewa())("init_from", init_from());
     a.require(!ewa().enabled() || pt().moe().enabled(), "ewa", "model.pt.moe.enabled: true when ewa.enabled is true");
   }
 };

@@ -21,63 +21,54 @@ namespace ewa::pointcloud {
 
 /// E bias-free linear experts (in -> out) stacked as one tensor, registered as `weight`
 /// [E, in, out] (expert e computes x @ weight[e]; a dense nn.Linear weight is weight[e]^T).
-/// It derives from ewa::StackedExpertsImpl so that the core's apply_ewa_() and every other
-/// discovery of expert stacks (dynamic_cast to StackedExpertsImpl) finds it: the inherited
-/// member w1 IS `weight`, and b1 [E,0], w2 [E,0,0], b2 [E,0] are empty, unregistered
-/// placeholders (EWA on them is a no-op), so the module's parameters are just `weight`.
-/// Use the members declared here (they hide the FFN ones of the base class).
-class PointExpertsImpl : public ewa::StackedExpertsImpl {
+/// An ewa::ExpertBankImpl: the core's MoELayer runs it, apply_ewa_() averages `weight`,
+/// collapse replaces the layer by mean_module() (a bias-free nn::Linear).
+class PointExpertsImpl : public ewa::ExpertBankImpl {
  public:
   PointExpertsImpl(int64_t num_experts, int64_t in_features, int64_t out_features);
   /// xs [E, C, in] -> [E, C, out] (one bmm).
-  torch::Tensor forward(const torch::Tensor& xs);
+  torch::Tensor forward(const torch::Tensor& xs) override;
   /// Expert e alone: x [n, in] -> [n, out] (one mm; the ragged path of execute_plan).
-  torch::Tensor forward_expert(int64_t e, const torch::Tensor& x);
+  torch::Tensor forward_expert(int64_t e, const torch::Tensor& x) override;
   /// The mean expert on x [..., in] -> [..., out]: exactly the computation of the dense
   /// nn.Linear (no bias) holding mean_dense() (bit-identical outputs).
-  torch::Tensor forward_mean(const torch::Tensor& x);
+  torch::Tensor forward_mean(const torch::Tensor& x) override;
+  /// {weight}.
+  std::vector<torch::Tensor> expert_tensors() override { return {weight}; }
+  /// A bias-free nn::Linear holding mean_dense() (built without drawing random numbers).
+  std::shared_ptr<torch::nn::Module> mean_module() const override;
   /// Every expert becomes a copy of the dense Linear weight [out, in].
-  void copy_from_dense(const torch::Tensor& weight);
+  void copy_from_dense(const torch::Tensor& dense_weight);
   /// Mean expert in Linear layout [out, in] (detached, contiguous).
   torch::Tensor mean_dense() const;
   /// Each expert drawn anew with nn.Linear's default init: U(-1/sqrt(in), 1/sqrt(in)).
   void reset_parameters();
-  int64_t num_experts() const { return w1.size(0); }
-  int64_t in_features() const { return w1.size(1); }
-  int64_t out_features() const { return w1.size(2); }
+  int64_t num_experts() const override { return weight.size(0); }
+  int64_t in_features() const override { return weight.size(1); }
+  int64_t out_features() const override { return weight.size(2); }
+
+  torch::Tensor weight;  ///< [E, in, out]
 };
 TORCH_MODULE(PointExperts);
 
-/// A bias-free pointwise linear layer as an MoE (children "router" and "experts"): the N
-/// points of the whole batch are the tokens, routed as one sequence [1, N, in]; RUP splits
-/// them uniformly at random among the experts. In eval mode with a router whose
-/// averaged_expert_at_eval() is true (RUP) it runs the mean expert, exactly like the
-/// collapsed model. Learned routers keep routing (points they drop get output 0).
-class PointMoELinearImpl : public torch::nn::Module {
+/// A bias-free pointwise linear layer as an MoE: the core's MoELayer (children "router" and
+/// "experts") with PointExperts. The N points of the whole batch are the tokens, routed as one
+/// sequence [1, N, in]; RUP splits them uniformly at random among the experts. In eval mode
+/// with RUP it runs the mean expert, exactly like the collapsed model; learned routers keep
+/// routing (points they drop get output 0). Forward: x [N, in] -> [N, out].
+class PointMoELinear : public torch::nn::ModuleHolder<ewa::MoELayerImpl> {
  public:
+  PointMoELinear(std::nullptr_t) : ModuleHolder(nullptr) {}  // NOLINT(google-explicit-constructor)
+  PointMoELinear(std::shared_ptr<ewa::MoELayerImpl> layer) : ModuleHolder(std::move(layer)) {}  // NOLINT
   /// Router from make_router(router, in_features, num_experts). The "per_image" router is
   /// rejected (it routes whole images; here the tokens are the points of a whole batch).
   /// `init_weight` [out, in] (a dense Linear weight): every expert starts as a copy of it and
   /// building the experts draws no random numbers; undefined: independent nn.Linear inits.
-  PointMoELinearImpl(int64_t in_features, int64_t out_features, int64_t num_experts,
-                     const RouterOptions& router = {}, const torch::Tensor& init_weight = {});
-  /// x [N, in] floating -> [N, out].
-  torch::Tensor forward(const torch::Tensor& x);
-  /// Executes a routing plan for the N tokens of x [N, in] (validated) -> [N, out].
-  torch::Tensor execute(const torch::Tensor& x, const RoutingPlan& plan);
-  /// Weighted auxiliary losses of the last training forward (undefined if none).
-  const torch::Tensor& last_aux_loss() const { return last_aux_loss_; }
-  /// Statistics of the last forward that routed (e.g. "expert_load" [E]).
-  const std::map<std::string, torch::Tensor>& last_stats() const { return last_stats_; }
-
-  PointExperts experts{nullptr};
-  RouterPtr router;
-
- private:
-  torch::Tensor last_aux_loss_;
-  std::map<std::string, torch::Tensor> last_stats_;
+  PointMoELinear(int64_t in_features, int64_t out_features, int64_t num_experts, const RouterOptions& router = {},
+                 const torch::Tensor& init_weight = {});
+  /// The linear experts.
+  PointExpertsImpl& linear_experts() const { return get()->bank<PointExpertsImpl>(); }
 };
-TORCH_MODULE(PointMoELinear);
 
 namespace detail {
 class TransitionDownImpl;
@@ -203,6 +194,17 @@ void save_point_model(PointTransformer& model, const std::string& path,
 /// Clear error naming the file when it is not such a model.
 PointTransformer load_point_model(const std::string& path,
                                   std::map<std::string, std::string>* metadata = nullptr);
+
+/// Loads the dense Point Transformer file `path` (project names, written by save_point_model)
+/// into `model`, upcycling: the experts of every MoE linear become copies of the file's dense
+/// linear of the same name (`encS.B.linear1.weight` -> `encS.B.linear1.experts.weight`),
+/// routers keep their initialisation, every other tensor is copied strictly. Throws
+/// std::runtime_error naming the file and the missing / unexpected / mis-shaped tensors.
+void load_dense_point_weights(PointTransformer& model, const std::string& path);
+
+/// The network of a run: PointTransformer(options), then, when `init_from` is not empty,
+/// load_dense_point_weights(init_from) (EWA fine-tuning of a pretrained dense model).
+PointTransformer build_point_model(const PointTransformerOptions& options, const std::string& init_from);
 
 /// Parameter count of the dense network for `options` (ignores MoE).
 int64_t dense_parameter_count(const PointTransformerOptions& options);

@@ -86,13 +86,17 @@ struct ImageModelOptions {
   TORCH_ARG(VisionTransformerOptions, vit) = {};
   TORCH_ARG(MoEOptions, moe) = {};
   TORCH_ARG(EwaOptions, ewa) = {};
+  /// "" or a dense ViT .safetensors (timm names, e.g. a pretrained timm ViT or a vanilla run's
+  /// model.safetensors): its weights start the run and its FFNs are upcycled into the MoE
+  /// experts (copies) for EWA fine-tuning. A head of another class count starts fresh.
+  TORCH_ARG(std::string, init_from) = "";
 
  public:
   template <class A>
   void visit(A& a) {
     a.one_of("name", name(), {"vit"});
     a.one_of("preset", preset(), {"", "vit_tiny", "vit_small", "vit_base", "vit_28px", "vit_32px", "vit_64px"});
-    a("vit", vit())("moe", moe())("ewa", ewa());
+    a("vit", vit())("moe", moe())("ewa", ewa())("init_from", init_from());
     a.require(!ewa().enabled() || moe().enabled(), "ewa", "moe.enabled: true when ewa.enabled is true");
   }
 };

@@ -27,8 +27,9 @@ constexpr const char* kMetaDataset = "ewa.dataset";          ///< data.dataset o
 
 /// `ewa train` for image classification. Fresh or resumed (req.resume: a checkpoint or a
 /// run directory, which uses its checkpoints/last.ckpt and defaults the run dir to it).
-/// After training, in the run directory: model.safetensors (MoE layers collapsed to the
-/// dense ViT, timm names, class names / normalisation / image size in the metadata),
+/// After training, in the run directory: model.safetensors (RUP/EWA MoE layers collapsed to
+/// the dense ViT; a learned router's model stays the routed MoE; timm names, class names /
+/// normalisation / image size in the metadata),
 /// eval_<split>.json (top-1/top-5/loss, per-class accuracy, confusion matrix, params,
 /// inference time), confusion.csv, summary.json and report.html. Prints a short summary.
 /// Returns exit_code 1 on divergence (message logged); an interrupted run (SIGINT/SIGTERM)
@@ -58,11 +59,39 @@ void write_confusion_csv(const std::string& path, const torch::Tensor& confusion
 safetensors::Metadata export_metadata(const ImageClassificationConfig& cfg,
                                       const std::vector<std::string>& class_names);
 
+/// How `ewa convert` turns a model into its export (see convert_model()).
+struct ConvertOptions {
+  int64_t probe_batch = 4;  ///< seeded random images that verify a RUP/EWA collapse
+  uint64_t seed = 0;        ///< seed of the probe batch
+  double tolerance = 1e-4;  ///< max |MoE - dense| allowed on the probe (RUP/EWA)
+  /// Average the experts of a learned-router model (off: such a model is refused, it is
+  /// served as the routed MoE). The accuracy this costs is measured on the run's evaluation split.
+  bool average = false;
+};
+
+/// What convert_model() did.
+struct ConvertResult {
+  std::vector<int64_t> moe_blocks;  ///< blocks that were MoE layers (empty: dense model)
+  int64_t num_experts = 0;
+  std::string router;               ///< router of the MoE layers ("" for a dense model)
+  double max_abs_diff = 0.0;        ///< RUP/EWA: max |MoE eval logits - dense logits| on the probe
+  bool averaged_learned = false;    ///< a learned-router model was averaged (--average)
+  std::string split;                ///< learned router: the evaluation split measured
+  int64_t eval_images = 0;
+  double top1_routed = 0.0, top1_averaged = 0.0;  ///< learned router: before / after averaging
+};
+
+/// The one collapse path of `ewa convert` (model files and checkpoints): a dense model is left
+/// as is; RUP/EWA MoE layers collapse to their expert means, verified on a probe batch
+/// (throws when max |diff| > tolerance); a learned-router model (routes_at_eval()) throws
+/// std::invalid_argument unless `options.average`, then it is evaluated on the evaluation
+/// split of `cfg` (required: throws when null) before and after the averaging.
+ConvertResult convert_model(VisionTransformer& model, const ConvertOptions& options,
+                            const ImageClassificationConfig* cfg);
+
 /// What export_checkpoint() did.
 struct CheckpointExport {
-  std::vector<int64_t> moe_blocks;  ///< blocks that were MoE layers (empty: dense run)
-  int64_t num_experts = 0;
-  double max_abs_diff = 0.0;        ///< max |MoE eval logits - dense logits| on the probe
+  ConvertResult convert;
   int64_t params_train = 0;         ///< parameters of the checkpoint's (MoE) model
   int64_t params = 0;               ///< parameters of the exported dense ViT
   int64_t step = 0;                 ///< optimizer steps of the checkpoint
@@ -70,13 +99,11 @@ struct CheckpointExport {
 };
 
 /// `ewa convert CHECKPOINT`: builds the model of the run's config `cfg`, loads the trainer
-/// checkpoint's weights (optimizer state ignored), collapses every MoE layer into the dense
-/// FFN, verifies the collapse on `probe_batch` seeded random images (throws when max |diff|
-/// exceeds `tolerance`, e.g. for a learned router whose routed output is not the expert mean),
-/// and writes `out` with the same metadata as the training's model.safetensors (so `ewa
-/// classify` takes it). Class names come from the config's dataset when it is readable here.
+/// checkpoint's weights (optimizer state ignored), runs convert_model() and writes `out` with
+/// the same metadata as the training's model.safetensors (so `ewa classify` takes it). Class
+/// names come from the config's dataset when it is readable here.
 CheckpointExport export_checkpoint(const ImageClassificationConfig& cfg, const std::string& checkpoint,
-                                   const std::string& out, int64_t probe_batch, uint64_t seed, double tolerance);
+                                   const std::string& out, const ConvertOptions& options);
 
 /// Number of parameters of a module.
 int64_t count_parameters(const torch::nn::Module& module);

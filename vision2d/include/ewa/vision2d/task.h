@@ -32,7 +32,13 @@ img::ImageLoaderOptions loader_options(const ImageClassificationConfig& cfg, boo
 img::NormStats norm_stats(const ImageClassificationConfig& cfg);
 
 /// Builds the model of the config (ViT + MoE layers when model.moe.enabled). Seeds nothing.
-VisionTransformer build_model(const ImageClassificationConfig& cfg);
+///
+/// With `load_init` and model.init_from set (training), the dense ViT is built, the file's
+/// timm-named weights are loaded (strict: one line naming the file and every missing,
+/// unexpected or mis-shaped tensor; a head of another class count is left fresh) and its FFNs
+/// are upcycled into the MoE experts as copies (upcycle_to_moe), so the step-0 MoE model
+/// computes the dense model's function.
+VisionTransformer build_model(const ImageClassificationConfig& cfg, bool load_init = false);
 
 /// Throws std::runtime_error (naming the config keys) when the data does not fit the model:
 /// class count vs model.vit.num_classes, image channels vs model.vit.in_chans,
