@@ -84,8 +84,8 @@ void print_result(const vision2d::ConvertResult& r, const ConvertArgs& a) {
     return;
   }
   std::cout << (r.averaged_learned ? "averaged " : "collapsed ") << r.moe_blocks.size() << " MoE layers (blocks "
-            << join_blocks(r.moe_blocks) << ", " << r.num_experts << " experts each, router " << r.router
-            << ") into dense FFNs\n";
+            << join_blocks(r.moe_blocks) << ", " << r.num_experts << " experts each) into dense FFNs (router "
+            << r.router << ")\n";
   if (r.averaged_learned) {
     std::cout << std::fixed << std::setprecision(2) << "accuracy cost on " << r.split << " (" << r.eval_images
               << " images): top-1 " << 100.0 * r.top1_routed << "% routed MoE -> " << 100.0 * r.top1_averaged

@@ -110,6 +110,17 @@ TEST(PipelineTrain, LearnedRouterModelIsExportedAndEvaluatedAsTrained) {
     std::ifstream in(req.run_dir + "/eval_val.json");
     const auto logged = nlohmann::json::parse(in);
     EXPECT_EQ(logged["collapsed_moe_layers"].get<int64_t>(), 0);
+    // Telemetry of the Point Transformer's MoE linears in metrics.jsonl.
+    std::ifstream metrics(req.run_dir + "/metrics.jsonl");
+    bool routing = false;
+    for (std::string line; std::getline(metrics, line) && !routing;) {
+      const auto r = nlohmann::json::parse(line);
+      if (!r.contains("routing")) continue;
+      routing = r["routing"].contains("enc2.1.linear1") && r["routing"]["enc2.1.linear1"].contains("router_entropy") &&
+                r["expert_load"]["enc2.1.linear1"].size() == 2;
+      EXPECT_TRUE(routing) << line;
+    }
+    EXPECT_TRUE(routing);
     EXPECT_GT(load_point_model(req.run_dir + "/model.safetensors")->num_moe_layers(), 0);
     EvalRequest er;
     er.run_dir = req.run_dir;

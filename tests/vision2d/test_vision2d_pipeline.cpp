@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 
 #include "ewa/core/safetensors.h"
 #include "ewa/core/trainer.h"
@@ -186,6 +187,24 @@ TEST(Vision2dPipeline, LearnedRoutersExportAndServeTheRoutedModel) {
     req.quiet = true;
     ASSERT_EQ(v2::train(cfg, req).exit_code, 0);
     const auto logged = read_json(fs::path(run) / "eval_val.json");
+    // Telemetry: per-layer routing statistics and each aux loss in metrics.jsonl, heat map in the report.
+    bool found = false;
+    std::istringstream lines(read_file(fs::path(run) / "metrics.jsonl"));
+    for (std::string line; std::getline(lines, line) && !found;) {
+      const auto r = nlohmann::json::parse(line);
+      if (!r.contains("routing")) continue;
+      const auto& layer = r["routing"]["blocks.1.mlp"];
+      for (const char* k : {"dropped_fraction", "mean_gate", "router_entropy"}) {
+        EXPECT_TRUE(layer.contains(k)) << k << " in " << line;
+      }
+      if (std::string(router) != "soft_moe") {
+        EXPECT_TRUE(layer.contains("aux.importance")) << line;
+      }
+      EXPECT_EQ(r["expert_load"]["blocks.1.mlp"].size(), 2u) << line;
+      found = true;
+    }
+    EXPECT_TRUE(found) << "no routing record in metrics.jsonl";
+    EXPECT_NE(read_file(fs::path(run) / "report.html").find("all MoE layers x experts"), std::string::npos);
     auto model = load_model(run + "/model.safetensors");
     EXPECT_FALSE(model->moe_blocks().empty());  // the routed MoE, not the expert mean
     EXPECT_TRUE(routes_at_eval(*model));
