@@ -112,6 +112,16 @@ TEST(HostileConfig, OddKeysAndNonScalarKeys) {
   ASSERT_EQ(back.entries.size(), 5u) << again;
   EXPECT_EQ(back.entries[0].first, "a: b");
   EXPECT_EQ(back.entries[2].first, "null");
+  // Found by fuzz_yaml (fuzz/regressions/yaml): scalars holding flow indicators or bytes
+  // that are not UTF-8 were written plain into flow lists and did not read back.
+  auto flow = ewa::config::parse_yaml_string("a: [\"x, y\", \"[z]\", \"#c\", \"a: b\", \"\\xff\", -1, plain]\n",
+                                             "flow.yaml");
+  const std::string flow_text = ewa::config::to_yaml(flow);
+  auto flow_back = ewa::config::parse_yaml_string(flow_text, "flow2.yaml");
+  ASSERT_EQ(flow_back.find("a")->items.size(), 7u) << flow_text;
+  EXPECT_EQ(flow_back.find("a")->items[0].scalar, "x, y");
+  EXPECT_EQ(flow_back.find("a")->items[5].scalar, "-1");
+  EXPECT_FALSE(flow_back.find("a")->items[5].quoted) << flow_text;  // numbers stay numbers
   try {
     ewa::config::parse_yaml_string("? [1, 2]\n: x\n", "complex.yaml");
     FAIL() << "accepted a sequence as a key";
