@@ -55,7 +55,7 @@ std::string config_error(const std::string& text) {
 }
 
 TEST(HostileConfig, NonFiniteNumbersAreRefusedWithKeyPath) {
-  for (const char* v : {".inf", "-.inf", ".nan", ".NaN", "inf", "nan", "infinity", "1e999", "-1e400"}) {
+  for (const char* v : {".inf", "-.inf", ".nan", ".NaN", "inf", "nan", "infinity", "1e999", "-1e999"}) {
     const std::string lr = config_error(std::string("train:\n  optimizer:\n    lr: ") + v + "\n");
     EXPECT_NE(lr.find("hostile.yaml:3: train.optimizer.lr: expected a finite number, found '" + std::string(v) + "'"),
               std::string::npos)
@@ -270,7 +270,7 @@ TEST(ErrorText, LibraryTextAndAllocatorMessagesBecomeOneCleanLine) {
     EXPECT_EQ(ewa::error_line(e), "first line");
   }
   try {
-    auto huge = torch::empty({int64_t{1} << 60}, torch::kByte);
+    (void)torch::empty({int64_t{1} << 60}, torch::kByte);
   } catch (const std::exception& e) {
     const std::string line = ewa::error_line(e);
     EXPECT_NE(line.find("out of memory (an allocation of"), std::string::npos) << line;
