@@ -59,6 +59,7 @@ std::string format_error(const std::string& file, int line, const std::string& k
 constexpr int64_t kMaxConfigNodes = 100000;
 constexpr int kMaxConfigDepth = 64;
 constexpr size_t kMaxConfigFileBytes = 16u << 20;
+constexpr size_t kMaxConfigKeyBytes = 200;  // written back quoted, \xNN-escaped: < 1024 characters
 
 struct YamlBudget {
   int64_t nodes = 0;
@@ -104,6 +105,10 @@ Node from_yaml(const YAML::Node& y, YamlBudget& budget, int depth) {
                                                   " as a key");
         }
         std::string key = kv.first.Scalar();
+        if (key.size() > kMaxConfigKeyBytes) {  // YAML limits implicit keys to 1024 characters
+          throw ConfigError("", key_line, "", "map key of " + std::to_string(key.size()) +
+                                                  " bytes (at most " + std::to_string(kMaxConfigKeyBytes) + ")");
+        }
         if (!seen.insert(key).second) throw ConfigError("", key_line, key, "duplicate key");
         Node child = from_yaml(kv.second, budget, depth + 1);
         child.key_line = key_line;

@@ -122,6 +122,14 @@ TEST(HostileConfig, OddKeysAndNonScalarKeys) {
   EXPECT_EQ(flow_back.find("a")->items[0].scalar, "x, y");
   EXPECT_EQ(flow_back.find("a")->items[5].scalar, "-1");
   EXPECT_FALSE(flow_back.find("a")->items[5].quoted) << flow_text;  // numbers stay numbers
+  // Also found by fuzz_yaml: a key too long for YAML's 1024-character implicit keys once written.
+  try {
+    ewa::config::parse_yaml_string(std::string(300, 'k') + ": 1\n", "long.yaml");
+    FAIL() << "accepted a 300-byte key";
+  } catch (const ewa::config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("long.yaml:1: map key of 300 bytes (at most 200)"), std::string::npos)
+        << e.what();
+  }
   try {
     ewa::config::parse_yaml_string("? [1, 2]\n: x\n", "complex.yaml");
     FAIL() << "accepted a sequence as a key";
