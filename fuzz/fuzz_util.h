@@ -57,19 +57,21 @@ inline std::string write_file(const std::string& file_name, const uint8_t* data,
   std::abort();
 }
 
-/// Checks a reader's error message: one line, no bare library text, names `must_name` (when
-/// not empty; a file name or a config source name).
+/// Checks a reader's error message: one line, not library text (stoi, basic_string::substr,
+/// allocator and JSON/OpenCV messages), names `must_name` (when not empty; a file name or a
+/// config source name).
 inline void check_message(const std::string& msg, const std::string& must_name) {
   if (msg.empty()) contract_broken("empty error message", msg);
   if (msg.find('\n') != std::string::npos) contract_broken("multi-line error message", msg);
   static const char* kLibraryText[] = {"stoi", "stol", "stoll", "stoul", "stod", "stof", "basic_string",
                                        "vector::", "map::at", "std::bad_alloc", "bad_array_new_length",
                                        "DefaultCPUAllocator", "not enough memory", "[json.exception",
-                                       "OpenCV(", "Exception raised from"};
+                                       "OpenCV(", "Exception raised from", "terminate called"};
+  // Prefixes only: a library that throws writes the start of the message, while our readers
+  // start with the file name; a substring test would flag input echoed in a message (and
+  // libFuzzer learns the compared strings, so it finds such inputs quickly).
   for (const char* t : kLibraryText) {
-    if (msg == t || msg.rfind(t, 0) == 0 || (std::string(t).size() > 6 && msg.find(t) != std::string::npos)) {
-      contract_broken("library text in the error message", msg);
-    }
+    if (msg.rfind(t, 0) == 0) contract_broken("library text in the error message", msg);
   }
   if (!must_name.empty() && msg.find(must_name) == std::string::npos) {
     contract_broken(("error message does not name '" + must_name + "'").c_str(), msg);

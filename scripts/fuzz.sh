@@ -4,7 +4,8 @@
 # executions, executions per second, crashes. Usage:
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 # Environment: EWA_FUZZ_TARGETS="yaml idx" (default: all), EWA_FUZZ_BUILD_DIR (build-fuzz),
-# EWA_FUZZ_WORK (corpus/crash folder, default $EWA_FUZZ_BUILD_DIR/work), EWA_JOBS.
+# EWA_FUZZ_WORK (corpus/crash folder, default $EWA_FUZZ_BUILD_DIR/work), EWA_FUZZ_SEED (a
+# fixed libFuzzer -seed, as CI uses), EWA_JOBS.
 # New inputs go to the work folder, never into fuzz/corpus; a crashing input is saved as
 # work/crashes/<name>/crash-* - copy it to fuzz/regressions/<name>/ once fixed.
 # Exit status: 0 when no harness crashed, 1 otherwise.
@@ -56,7 +57,9 @@ for name in "${targets[@]}"; do
   before=$(count_artifacts)
   echo "[fuzz] $name: ${seconds}s (log: $log)"
   set +e
-  "$exe" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_len=65536 \
+  seed_arg=()
+  [[ -n "${EWA_FUZZ_SEED:-}" ]] && seed_arg=(-seed="$EWA_FUZZ_SEED")
+  "$exe" "${seed_arg[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$work/crashes/$name/" "$work/corpus/$name" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   set -e

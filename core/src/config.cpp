@@ -59,6 +59,7 @@ std::string format_error(const std::string& file, int line, const std::string& k
 constexpr int64_t kMaxConfigNodes = 100000;
 constexpr int kMaxConfigDepth = 64;
 constexpr size_t kMaxConfigFileBytes = 16u << 20;
+constexpr size_t kMaxConfigKeyBytes = 200;  // written back quoted, \xNN-escaped: < 1024 characters
 
 struct YamlBudget {
   int64_t nodes = 0;
@@ -104,6 +105,10 @@ Node from_yaml(const YAML::Node& y, YamlBudget& budget, int depth) {
                                                   " as a key");
         }
         std::string key = kv.first.Scalar();
+        if (key.size() > kMaxConfigKeyBytes) {  // YAML limits implicit keys to 1024 characters
+          throw ConfigError("", key_line, "", "map key of " + std::to_string(key.size()) +
+                                                  " bytes (at most " + std::to_string(kMaxConfigKeyBytes) + ")");
+        }
         if (!seen.insert(key).second) throw ConfigError("", key_line, key, "duplicate key");
         Node child = from_yaml(kv.second, budget, depth + 1);
         child.key_line = key_line;
@@ -180,24 +185,70 @@ void decode_integer(const Node& n, const Context& c, I& out) {
 
 void emit(const Node& n, int indent, std::ostringstream& os, bool inline_start);
 
-std::string emit_scalar(const Node& n) {
-  if (n.is_null()) return "null";
-  YAML::Emitter e;
-  if (n.quoted) e << YAML::DoubleQuoted;
-  e << n.scalar;
-  return e.c_str();
+/// Length of the valid UTF-8 sequence starting at s[i] (0 when invalid).
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return n;
 }
 
-/// A map key as YAML: plain when it is a simple identifier, double-quoted otherwise (a key
-/// such as "a: b" or "#x" written plainly would not read back).
+/// `text` as a YAML double-quoted scalar (valid in block and flow context). Bytes that are not
+/// valid UTF-8 are written as \xNN (they read back as that code point).
+std::string double_quoted(const std::string& text) {
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else if (const size_t n = c >= 0x80 ? utf8_length(text, i) : 0; n > 0) {
+      out.append(text, i, n);
+      i += n - 1;
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out + "\"";
+}
+
+/// A scalar that reads back as itself when written plain, in block and in flow context:
+/// printable ASCII, no indicator first, no flow indicators, comments or ": " inside.
+bool plain_is_safe(const std::string& s) {
+  if (s.empty() || s.front() == ' ' || s.back() == ' ') return false;
+  if (std::string("?:,[]{}#&*!|>'\"%@`").find(s.front()) != std::string::npos) return false;
+  if (s.front() == '-' && (s.size() == 1 || s[1] == ' ' || s.rfind("---", 0) == 0)) return false;  // -1 stays plain
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f || ch == ',' || ch == '[' || ch == ']' || ch == '{' || ch == '}' || ch == '#') {
+      return false;
+    }
+  }
+  return s.find(": ") == std::string::npos && s.back() != ':';
+}
+
+std::string emit_scalar(const Node& n) {
+  if (n.is_null()) return "null";
+  if (!n.quoted && plain_is_safe(n.scalar)) return n.scalar;
+  return double_quoted(n.scalar);
+}
+
+/// A map key as YAML: plain when that reads back as the same string key, double-quoted
+/// otherwise (a key such as "a: b", "#x" or "null" written plainly would not).
 std::string emit_key(const std::string& key) {
-  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.' || ch == '/';
-  }) && key[0] != '-' && key != "null" && key != "Null" && key != "NULL";
-  if (plain) return key;
-  YAML::Emitter e;
-  e << YAML::DoubleQuoted << key;
-  return e.c_str();
+  const bool null_like = key == "~" || key == "null" || key == "Null" || key == "NULL";
+  return !null_like && plain_is_safe(key) ? key : double_quoted(key);
 }
 
 void emit(const Node& n, int indent, std::ostringstream& os, bool /*inline_start*/) {

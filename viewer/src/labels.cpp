@@ -3,6 +3,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/s3dis.h"
 #include "ewa/viewer/scene.h"
 
@@ -35,41 +36,13 @@ LabelTable LabelTable::s3dis() {
 }
 
 LabelTable LabelTable::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open class file");
-  LabelTable t;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    std::istringstream is(line);
-    std::vector<std::string> tok;
-    std::string s;
-    while (is >> s) tok.push_back(s);
-    if (tok.empty() || tok[0][0] == '#') continue;
-    if (tok.size() != 1 && tok.size() != 4)
-      throw std::runtime_error(path + ":" + std::to_string(lineno) + ": expected 'name' or 'name r g b', got '" +
-                               line + "'");
+  LabelTable t;  // the file is parsed by datasets (the viewer reads no file itself)
+  for (const auto& e : datasets::read_class_file(path)) {
     Rgb8 c = kFallback[t.names.size() % (sizeof(kFallback) / sizeof(kFallback[0]))];
-    if (tok.size() == 4) {
-      for (int k = 0; k < 3; ++k) {
-        int v = -1;
-        try {
-          size_t used = 0;
-          v = std::stoi(tok[static_cast<size_t>(k + 1)], &used);
-          if (used != tok[static_cast<size_t>(k + 1)].size()) v = -1;
-        } catch (const std::exception&) {
-        }
-        if (v < 0 || v > 255)
-          throw std::runtime_error(path + ":" + std::to_string(lineno) + ": colour component '" +
-                                   tok[static_cast<size_t>(k + 1)] + "' is not an integer in 0..255");
-        c[static_cast<size_t>(k)] = static_cast<uint8_t>(v);
-      }
-    }
-    t.names.push_back(tok[0]);
+    if (e.r >= 0) c = {static_cast<uint8_t>(e.r), static_cast<uint8_t>(e.g), static_cast<uint8_t>(e.b)};
+    t.names.push_back(e.name);
     t.colors.push_back(c);
   }
-  if (t.names.empty()) throw std::runtime_error(path + ": class file lists no classes");
   return t;
 }
 

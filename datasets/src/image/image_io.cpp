@@ -65,6 +65,7 @@ ImageHeader probe_image(const uint8_t* data, size_t size, const std::string& pat
   auto need = [&](size_t n, const char* what) {
     if (size < n) bad_image(path, std::string("truncated ") + what + " header (" + std::to_string(size) + " bytes)");
   };
+  if (size == 0) bad_image(path, "the file is empty (truncated?)");
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (size >= 8 && std::memcmp(data, kPng, 8) == 0) {
     need(24, "PNG");

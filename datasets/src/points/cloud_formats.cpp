@@ -172,6 +172,45 @@ torch::Tensor read_point_labels(const std::string& path, const std::string& role
   }
 }
 
+std::vector<ClassFileEntry> read_class_file(const std::string& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (ec) bounded::fail(path, "cannot open class file");
+  if (size > (16u << 20)) bounded::fail(path, "class file of " + bounded::human_bytes(static_cast<int64_t>(size)) + " (limit 16 MB)");
+  const std::string text = read_whole_file(path);
+  std::vector<ClassFileEntry> out;
+  int64_t line = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    ++line;
+    auto toks = split_ws(std::string_view(text).substr(pos, eol - pos));
+    pos = eol + 1;
+    if (toks.empty() || toks[0][0] == '#') continue;
+    const std::string where = path + ":" + std::to_string(line);
+    if (toks.size() != 1 && toks.size() != 4) {
+      bounded::fail(where, "expected 'name' or 'name r g b', found " + std::to_string(toks.size()) + " fields");
+    }
+    ClassFileEntry e;
+    e.name = toks[0];
+    if (toks.size() == 4) {
+      int* rgb[3] = {&e.r, &e.g, &e.b};
+      for (int k = 0; k < 3; ++k) {
+        int64_t v = -1;
+        if (!parse_int_token(toks[static_cast<size_t>(k + 1)], v) || v < 0 || v > 255) {
+          bounded::fail(where, "colour component '" + toks[static_cast<size_t>(k + 1)].substr(0, 20) +
+                                   "' is not an integer in 0..255");
+        }
+        *rgb[k] = static_cast<int>(v);
+      }
+    }
+    out.push_back(std::move(e));
+  }
+  if (out.empty()) bounded::fail(path, "class file lists no classes");
+  return out;
+}
+
 // ------------------------------------------------------------------ helpers of the formats
 
 namespace fmt {

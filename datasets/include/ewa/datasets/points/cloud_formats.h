@@ -76,4 +76,14 @@ std::vector<std::string> list_cloud_scenes(const std::string& root, const std::s
 /// Returns int64 [N].
 torch::Tensor read_point_labels(const std::string& path, const std::string& role);
 
+/// One line of a class file (`ewa segment` writes them; `ewa view --classes` reads them).
+struct ClassFileEntry {
+  std::string name;
+  int r = -1, g = -1, b = -1;  ///< 0..255, or -1 when the line gives no colour
+};
+/// Reads a class file: one class per line, `name r g b` (0..255) or `name`; blank lines and
+/// lines starting with '#' skipped. Errors are one line naming file:line (files over 16 MB
+/// and files without classes are refused).
+std::vector<ClassFileEntry> read_class_file(const std::string& path);
+
 }  // namespace ewa::datasets
