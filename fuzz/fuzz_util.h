@@ -65,7 +65,7 @@ inline void check_message(const std::string& msg, const std::string& must_name) 
   if (msg.find('\n') != std::string::npos) contract_broken("multi-line error message", msg);
   static const char* kLibraryText[] = {"stoi", "stol", "stoll", "stoul", "stod", "stof", "basic_string",
                                        "vector::", "map::at", "std::bad_alloc", "bad_array_new_length",
-                                       "DefaultCPUAllocator", "not enough memory", "[json.exception",
+                                       "DefaultCPUAllocator", "not enough memory", "[enforce fail", "[json.exception",
                                        "OpenCV(", "Exception raised from", "terminate called"};
   // Prefixes only: a library that throws writes the start of the message, while our readers
   // start with the file name; a substring test would flag input echoed in a message (and

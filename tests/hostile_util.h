@@ -64,7 +64,7 @@ inline LimitedRun run_limited(const std::function<void()>& fn, uint64_t budget_b
       report('M', "");
     } catch (const c10::Error& e) {
       const std::string m = e.what_without_backtrace();
-      report(m.find("not enough memory") != std::string::npos ? 'M' : 'E', m);
+      report((m.find("not enough memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos) ? 'M' : 'E', m);
     } catch (const std::exception& e) {
       report('E', e.what());
     }

@@ -61,7 +61,9 @@ bool is_library_text(const std::string& msg) {
 bool is_out_of_memory(const std::exception& e) {
   if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return true;
   if (const auto* c = dynamic_cast<const c10::Error*>(&e)) {
-    return std::string(c->what_without_backtrace()).find("not enough memory") != std::string::npos;
+    const std::string m = c->what_without_backtrace();
+    // LibTorch 1.13 says "can't allocate memory" (posix_memalign), 2.x "not enough memory".
+    return m.find("not enough memory") != std::string::npos || m.find("can't allocate memory") != std::string::npos;
   }
   return false;
 }

@@ -73,7 +73,7 @@ TEST(HostileConfig, NonFiniteNumbersAreRefusedWithKeyPath) {
     EXPECT_NE(std::string(e.what()).find("train.schedule.milestones[1]: expected a finite number"), std::string::npos)
         << e.what();
   }
-  EXPECT_EQ(config_error("train:\n  optimizer:\n    lr: 1e-400\n"), "(no error)");  // underflow reads as 0
+  EXPECT_EQ(config_error("train:\n  optimizer:\n    weight_decay: 1e-400\n"), "(no error)");  // underflow reads as 0
 }
 
 TEST(HostileConfig, BillionLaughsFailsFastWithOneLine) {

@@ -137,7 +137,8 @@ torch::Tensor decode_image(const std::string& path, int64_t channels) {
     bad_image(path, "corrupt or unsupported image data");
 #endif
   } catch (const c10::Error& e) {
-    if (std::string(e.what_without_backtrace()).find("not enough memory") == std::string::npos) throw;
+    const std::string m = e.what_without_backtrace();
+    if (m.find("not enough memory") == std::string::npos && m.find("can't allocate memory") == std::string::npos) throw;
     bad_image(path, "out of memory while decoding");
   }
 }

@@ -460,7 +460,8 @@ ImageDatasetPtr open_image_dataset(const ImageDataSpec& spec, const std::string&
   } catch (const std::bad_alloc&) {
     throw std::runtime_error("out of memory while reading the " + where);
   } catch (const c10::Error& e) {
-    if (std::string(e.what_without_backtrace()).find("not enough memory") == std::string::npos) throw;
+    const std::string m = e.what_without_backtrace();
+    if (m.find("not enough memory") == std::string::npos && m.find("can't allocate memory") == std::string::npos) throw;
     throw std::runtime_error("out of memory while reading the " + where);
   }
 }
