@@ -27,8 +27,8 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "segment",
-      "Label point clouds with a trained segmentation model (fragment voting over the whole scene).\n"
-      "INPUT: PLY, PCD, .npy, text (x y z [r g b] [label]), OFF, ModelNet .txt / HDF5 (file.h5#k),\nPointNet HDF5 blocks (file.h5#k), prepared rooms (.h5), S3DIS room folders, Pointcept folders\n(the same list for train / segment / view: `ewa data info --formats`); a label field is read as ground truth");
+      "Label point clouds with a trained segmentation model (fragment voting over the whole scene)");
+  cmd->footer(point_formats_footer() + "A label field of the input is read as ground truth.");
   cmd->add_option("model", args->model, "model.safetensors written by `ewa train`")->required()->check(CLI::ExistingFile);
   cmd->add_option("input", args->inputs, "Scenes to segment")->required()->expected(1, -1);
   cmd->add_option("-o,--out", args->out,

@@ -26,8 +26,8 @@ void add_view_command(CLI::App& app, GlobalOptions& global) {
   auto args = std::make_shared<ViewArgs>();
   auto* cmd = app.add_subcommand(
       "view",
-      "View a point cloud with ground truth / prediction / error colouring (Open3D window), or render\n"
-      "it offscreen with --screenshot. INPUT: " + std::string("PLY, PCD, .npy, text (x y z [r g b] [label]), OFF, ModelNet .txt / HDF5 (file.h5#k),\nPointNet HDF5 blocks (file.h5#k), prepared rooms (.h5), S3DIS room folders, Pointcept folders\n(the same list for train / segment / view: `ewa data info --formats`)"));
+      "View a point cloud with ground truth / prediction / error colouring, or render it with --screenshot");
+  cmd->footer(point_formats_footer());
   cmd->add_option("input", args->in.cloud_path, "Point cloud file, room folder or file.h5#k")->required();
   cmd->add_option("--pred", args->in.pred_path, "Prediction labels (.npy/.txt/.label/.ply/.pcd)");
   cmd->add_option("--gt", args->in.gt_path, "Ground-truth labels (.npy/.txt/.label/.ply/.pcd)");

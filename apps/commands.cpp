@@ -4,8 +4,15 @@
 #include <spdlog/spdlog.h>
 
 #include "ewa/core/runtime.h"
+#include "ewa/datasets/points/cloud_formats.h"
 
 namespace ewa::app {
+
+std::string point_formats_footer() {
+  std::string out = "INPUT formats (the same for train / segment / view; `ewa data info --formats`):\n";
+  for (const auto* f : datasets::cloud_formats()) out += std::string("  ") + f->name + ": " + f->description + "\n";
+  return out;
+}
 
 void register_commands(CLI::App& app, GlobalOptions& global) {
   add_train_command(app, global);

@@ -31,6 +31,10 @@ struct ExitCode {
 /// exceptions to exit codes (2 usage/config, 1 runtime).
 void register_commands(CLI::App& app, GlobalOptions& global);
 
+/// Help footer of the commands that read point clouds: the format table of datasets (one list
+/// for train / segment / view), one format per line.
+std::string point_formats_footer();
+
 /// Applies the global options (logging, threads); called at the start of each subcommand.
 void apply_global_options(const GlobalOptions& global, int config_threads = -1);
 
