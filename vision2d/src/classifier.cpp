@@ -25,8 +25,9 @@ T meta_json(const safetensors::Metadata& meta, const char* key, const std::strin
   auto it = meta.find(key);
   try {
     return nlohmann::json::parse(it->second).get<T>();
-  } catch (const std::exception& e) {
-    throw std::runtime_error("model file '" + file + "': metadata '" + key + "' is malformed: " + e.what());
+  } catch (const std::exception&) {
+    throw std::runtime_error("model file '" + file + "': metadata '" + key + "' is malformed ('" +
+                             it->second.substr(0, 60) + "')");
   }
 }
 
@@ -47,7 +48,7 @@ ImageClassifier::ImageClassifier(const std::string& model) {
   const auto& o = model_->options();
   channels_ = o.in_chans();
   image_size_ = o.img_size();
-  if (meta.count(kMetaImageSize)) image_size_ = std::stoll(meta.at(kMetaImageSize));
+  if (meta.count(kMetaImageSize)) image_size_ = meta_json<int64_t>(meta, kMetaImageSize, path_);
   TORCH_CHECK(image_size_ == o.img_size(), path_, ": metadata image size ", image_size_, " differs from the ViT's ",
               o.img_size());
   if (meta.count(kMetaClassNames)) {
