@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "ewa/core/config.h"
 #include "ewa/core/model_io.h"
 #include "ewa/core/safetensors.h"
@@ -137,6 +139,7 @@ void load_dense_point_weights(PointTransformer& model, const std::string& path) 
     auto& bank = layer->bank<PointExpertsImpl>();
     bank.copy_from_dense(w.to(bank.weight.scalar_type()));
   }
+  spdlog::info("model.init_from: {} loaded, {} pointwise linears upcycled into experts", path, copies.size());
 }
 
 PointTransformer build_point_model(const PointTransformerOptions& options, const std::string& init_from) {
