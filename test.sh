@@ -20,7 +20,14 @@ if [[ -z "$fuzz_seconds" ]]; then
   if [[ "${CI:-}" == "true" ]]; then fuzz_seconds=10; else fuzz_seconds=0; fi
 fi
 if (( fuzz_seconds > 0 )); then
-  EWA_FUZZ_SEED="${EWA_FUZZ_SEED:-1}" "$EWA_ROOT/scripts/fuzz.sh" "$fuzz_seconds"
+  # A finding here is reported loudly but does not fail the run: the corpora replay in ctest is
+  # the gate, and a 10 s search can find a new input on one CPU and not on another (its inputs
+  # depend on speed). Set EWA_FUZZ_STRICT=1 to fail on findings.
+  if ! EWA_FUZZ_SEED="${EWA_FUZZ_SEED:-1}" "$EWA_ROOT/scripts/fuzz.sh" "$fuzz_seconds"; then
+    if [[ "${EWA_FUZZ_STRICT:-0}" == "1" ]]; then exit 1; fi
+    echo "[test.sh] WARNING: fuzzing found inputs that break a parser's error contract (table above);" \
+      "fix them and add each to fuzz/regressions/<name>/"
+  fi
   echo "[test.sh] fuzzing finished after $(( $(date +%s) - start )) s"
 fi
 echo "[test.sh] done in $(( $(date +%s) - start )) s"
