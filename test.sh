@@ -26,7 +26,7 @@ if (( fuzz_seconds > 0 )); then
   if ! EWA_FUZZ_SEED="${EWA_FUZZ_SEED:-1}" "$EWA_ROOT/scripts/fuzz.sh" "$fuzz_seconds"; then
     if [[ "${EWA_FUZZ_STRICT:-0}" == "1" ]]; then exit 1; fi
     echo "[test.sh] WARNING: fuzzing found inputs that break a parser's error contract (table above);" \
-      "fix them and add each to fuzz/regressions/<name>/"
+      "fix them and add each to tests/data/fuzz/regressions/<name>/"
   fi
   echo "[test.sh] fuzzing finished after $(( $(date +%s) - start )) s"
 fi

@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ewa_fuzz::write_file("input.ckpt", reinterpret_cast<const uint8_t*>(file.data()), file.size());
   ewa_fuzz::run("input.ckpt", [&] { ewa::read_checkpoint_state(path); });
   ewa_fuzz::run("input.ckpt", [&] {
-    // The model and optimizer of the seed corpus (fuzz/corpus/checkpoint).
+    // The model and optimizer of the seed corpus (tests/data/fuzz/corpus/checkpoint).
     torch::manual_seed(0);
     torch::nn::Sequential model(torch::nn::Linear(4, 3), torch::nn::LayerNorm(torch::nn::LayerNormOptions({3})));
     torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3));

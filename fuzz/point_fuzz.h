@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "ewa/datasets/points/cloud_formats.h"
 #include "fuzz_util.h"
 
 namespace ewa_fuzz_points {
@@ -43,6 +44,20 @@ int run(const std::string& must_name, F&& f) {
     ewa_fuzz::check_message(outside_quotes(m), must_name);
   }
   return 0;
+}
+
+/// The whole harness of a point format read through open_cloud: the input is written to
+/// `file_name` (its extension selects the format) and opened with `options`; an accepted cloud
+/// must meet open_cloud's contract: float32 [N,3] finite coordinates, N > 0.
+inline int fuzz_cloud_file(const char* file_name, const uint8_t* data, size_t size,
+                           const ewa::datasets::CloudReadOptions& options = {}) {
+  const std::string path = ewa_fuzz::write_file(file_name, data, size);
+  return run(file_name, [&] {
+    const auto s = ewa::datasets::open_cloud(path, options);
+    const auto& c = s.cloud;
+    if (c.coord.dim() != 2 || c.coord.size(1) != 3 || c.size() == 0) std::abort();
+    if (!torch::isfinite(c.coord).all().item<bool>()) std::abort();
+  });
 }
 
 }  // namespace ewa_fuzz_points

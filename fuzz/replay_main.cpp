@@ -1,6 +1,6 @@
 // ewa_fuzz_replay NAME PATH...: runs every file of the given folders (or the given files)
-// through harness NAME once, without libFuzzer, as ctest does for fuzz/corpus/<name> and
-// fuzz/regressions/<name>. The address space is capped at the baseline + kHeadroom so an
+// through harness NAME once, without libFuzzer, as ctest does for tests/data/fuzz/corpus/<name> and
+// tests/data/fuzz/regressions/<name>. The address space is capped at the baseline + kHeadroom so an
 // input that makes a reader allocate far beyond its size fails (std::bad_alloc is a crash in
 // fuzz_util.h) instead of passing quietly.
 #include <sys/resource.h>

@@ -6,8 +6,8 @@
 # Environment: EWA_FUZZ_TARGETS="yaml idx" (default: all), EWA_FUZZ_BUILD_DIR (build-fuzz),
 # EWA_FUZZ_WORK (corpus/crash folder, default $EWA_FUZZ_BUILD_DIR/work), EWA_FUZZ_SEED (a
 # fixed libFuzzer -seed, as CI uses), EWA_JOBS.
-# New inputs go to the work folder, never into fuzz/corpus; a crashing input is saved as
-# work/crashes/<name>/crash-* - copy it to fuzz/regressions/<name>/ once fixed.
+# New inputs go to the work folder, never into tests/data/fuzz/corpus; a crashing input is saved as
+# work/crashes/<name>/crash-* - copy it to tests/data/fuzz/regressions/<name>/ once fixed.
 # Exit status: 0 when no harness crashed, 1 otherwise.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -50,8 +50,8 @@ for name in "${targets[@]}"; do
   exe="$build/fuzz/fuzz_$name"
   [[ -x "$exe" ]] || { echo "[fuzz] no harness fuzz_$name" >&2; exit 2; }
   mkdir -p "$work/corpus/$name" "$work/crashes/$name" "$work/logs"
-  seeds=("$EWA_ROOT/fuzz/corpus/$name")
-  [[ -d "$EWA_ROOT/fuzz/regressions/$name" ]] && seeds+=("$EWA_ROOT/fuzz/regressions/$name")
+  seeds=("$EWA_ROOT/tests/data/fuzz/corpus/$name")
+  [[ -d "$EWA_ROOT/tests/data/fuzz/regressions/$name" ]] && seeds+=("$EWA_ROOT/tests/data/fuzz/regressions/$name")
   log="$work/logs/$name.log"
   count_artifacts() { find "$work/crashes/$name" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
   before=$(count_artifacts)

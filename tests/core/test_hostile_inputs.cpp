@@ -112,7 +112,7 @@ TEST(HostileConfig, OddKeysAndNonScalarKeys) {
   ASSERT_EQ(back.entries.size(), 5u) << again;
   EXPECT_EQ(back.entries[0].first, "a: b");
   EXPECT_EQ(back.entries[2].first, "null");
-  // Found by fuzz_yaml (fuzz/regressions/yaml): scalars holding flow indicators or bytes
+  // Found by fuzz_yaml (tests/data/fuzz/regressions/yaml): scalars holding flow indicators or bytes
   // that are not UTF-8 were written plain into flow lists and did not read back.
   auto flow = ewa::config::parse_yaml_string("a: [\"x, y\", \"[z]\", \"#c\", \"a: b\", \"\\xff\", -1, plain]\n",
                                              "flow.yaml");
