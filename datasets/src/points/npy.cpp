@@ -8,16 +8,6 @@
 
 namespace ewa::datasets {
 
-namespace {
-// File text quoted in a message: control bytes become '?', so the message stays one line.
-std::string npy_printable(std::string s) {
-  for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  return s;
-}
-}  // namespace
-
 using namespace detail;
 
 namespace {
@@ -70,14 +60,14 @@ torch::Tensor read_npy(const std::string& path) {
   std::string shape_s = dict_value(h, "shape", path);
   std::vector<int64_t> shape;
   if (shape_s.size() < 2 || shape_s.front() != '(' || shape_s.back() != ')') {
-    bounded::fail(path, "bad .npy shape '" + npy_printable(shape_s.substr(0, 40)) + "'");
+    bounded::fail(path, "bad .npy shape '" + shape_s.substr(0, 40) + "'");
   }
   {
     std::string inner = shape_s.substr(1, shape_s.size() - 2);
     for (char& c : inner) if (c == ',') c = ' ';
     for (const auto& tok : split_ws(inner)) {
       int64_t v = 0;
-      if (!parse_int_token(tok, v)) bounded::fail(path, "bad .npy shape '" + npy_printable(shape_s.substr(0, 80)) + "'");
+      if (!parse_int_token(tok, v)) bounded::fail(path, "bad .npy shape '" + shape_s.substr(0, 80) + "'");
       if (v < 0) {
         bounded::fail(path, "negative dimension " + std::to_string(v) + " in .npy shape '" + shape_s.substr(0, 80) + "'");
       }

@@ -40,11 +40,15 @@ inline std::string human_bytes(int64_t bytes) {
   return buf;
 }
 
-/// Throws DataError("<file>: <message>").
+/// Throws DataError("<file>: <message>"); control bytes (file text quoted in the message)
+/// become '?', so the error stays one line.
 [[noreturn]] inline void fail(std::string_view file, std::string_view message) {
   std::string m(file);
   m += ": ";
   m += message;
+  for (char& c : m) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
   throw DataError(m);
 }
 
