@@ -1,6 +1,7 @@
 // YAML tree <-> yaml-cpp, scalar conversion with precise errors, overrides and emission.
 #include "ewa/core/config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -126,13 +127,67 @@ Node from_yaml(const YAML::Node& y) {
   return from_yaml(y, budget, 0);
 }
 
+/// Length of the valid UTF-8 sequence starting at s[i] (0 when invalid: a stray continuation
+/// byte, a truncated sequence, an overlong form, a surrogate or a code point above U+10FFFF).
+size_t utf8_length(const std::string& s, size_t i) {
+  const auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return 1;
+  const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  const auto c1 = static_cast<unsigned char>(s[i + 1]);
+  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90)) {
+    return 0;
+  }
+  return n;
+}
+
+/// YAML text is Unicode: a config that is not valid UTF-8 is refused with the place of the first
+/// bad byte (its values could not be written back to the run directory unchanged).
+void require_utf8(const std::string& text, const std::string& name) {
+  int line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_length(text, i);
+    if (n == 0) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "0x%02X", static_cast<unsigned char>(text[i]));
+      throw ConfigError(name, line, "", std::string("not UTF-8 text: byte ") + buf + " at column " +
+                                            std::to_string(i - line_start + 1));
+    }
+    if (text[i] == '\n') ++line, line_start = i + 1;
+    i += n;
+  }
+}
+
+/// yaml-cpp event sink that keeps nothing (used to count documents).
+struct IgnoreYamlEvents final : YAML::EventHandler {
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 Node parse(const std::string& text, const std::string& name) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.empty()) return Node::make_map();
-    if (docs.size() > 1) throw ConfigError(name, 0, "", "expected one YAML document, found " +
-                                                            std::to_string(docs.size()));
-    Node root = from_yaml(docs[0]);
+    // Count documents with a bounded loop: yaml-cpp 0.7's LoadAll() never returns on some
+    // malformed text (`&a ,a]`: every HandleNextDocument() "succeeds" without consuming input).
+    require_utf8(text, name);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    IgnoreYamlEvents ignore;
+    int docs = 0;
+    while (docs < 2 && parser.HandleNextDocument(ignore)) ++docs;
+    if (docs == 0) return Node::make_map();
+    if (docs > 1) throw ConfigError(name, 0, "", "expected one YAML document, found more (a second '---', or text after the first document that YAML cannot place)");
+    Node root = from_yaml(YAML::Load(text));
     if (!root.is_map() && !root.is_null()) {
       throw ConfigError(name, root.line, "", "expected a map at the top level, found " + root.describe());
     }
@@ -185,19 +240,9 @@ void decode_integer(const Node& n, const Context& c, I& out) {
 
 void emit(const Node& n, int indent, std::ostringstream& os, bool inline_start);
 
-/// Length of the valid UTF-8 sequence starting at s[i] (0 when invalid).
-size_t utf8_length(const std::string& s, size_t i) {
-  const auto c = static_cast<unsigned char>(s[i]);
-  const size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
 /// `text` as a YAML double-quoted scalar (valid in block and flow context). Bytes that are not
-/// valid UTF-8 are written as \xNN (they read back as that code point).
+/// valid UTF-8 (only possible in values set from code, such as a path; parsed text is UTF-8) are
+/// written as \xNN and read back as that code point.
 std::string double_quoted(const std::string& text) {
   std::string out = "\"";
   for (size_t i = 0; i < text.size(); ++i) {
@@ -211,7 +256,7 @@ std::string double_quoted(const std::string& text) {
       out += "\\t";
     } else if (c >= 0x20 && c < 0x7f) {
       out += static_cast<char>(c);
-    } else if (const size_t n = c >= 0x80 ? utf8_length(text, i) : 0; n > 0) {
+    } else if (const size_t n = c >= 0x80 ? utf8_length(text, i) : 0; n > 1) {
       out.append(text, i, n);
       i += n - 1;
     } else {

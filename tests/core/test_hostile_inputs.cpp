@@ -139,6 +139,23 @@ TEST(HostileConfig, OddKeysAndNonScalarKeys) {
   }
 }
 
+// Found by fuzz_yaml: yaml-cpp 0.7's LoadAll() loops for ever (allocating) on this text; and
+// bytes that are not UTF-8 did not survive the write-back of the resolved config.
+TEST(HostileConfig, UnplaceableTextAndNonUtf8FailWithOneLine) {
+  for (const char* text : {"&a ,a]", "&a1.,a]\a", ",\n", "a: 1\n--- \nb: 2\n"}) {
+    auto run = run_limited([&] { ewa::config::parse_yaml_string(text, "odd.yaml"); });
+    EXPECT_TRUE(fails_cleanly(run, "odd.yaml")) << text;
+  }
+  auto bad = run_limited([&] { ewa::config::parse_yaml_string("a: 1\nname: \xf3gd\n", "bytes.yaml"); });
+  EXPECT_TRUE(fails_cleanly(bad, "bytes.yaml:2: not UTF-8 text: byte 0xF3 at column 7")) << bad.message;
+  // Valid UTF-8 (2-, 3- and 4-byte sequences) reads and writes back byte for byte.
+  const std::string text = "name: \"gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x99\x82\"\nk\xc3\xa9: 1\n";
+  auto root = ewa::config::parse_yaml_string(text, "utf8.yaml");
+  auto back = ewa::config::parse_yaml_string(ewa::config::to_yaml(root), "utf8-again.yaml");
+  EXPECT_EQ(back.find("name")->scalar, root.find("name")->scalar);
+  EXPECT_EQ(back.entries[1].first, "k\xc3\xa9");
+}
+
 // ---------------------------------------------------------------------------------------
 std::string st_file(const std::string& json, const std::string& data = "") {
   std::string out(8, '\0');

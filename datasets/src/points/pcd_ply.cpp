@@ -25,37 +25,35 @@ const torch::Tensor& PointFields::get(const std::string& name) const {
 }
 
 std::vector<uint8_t> lzf_decompress(const uint8_t* in, size_t in_size, size_t out_size) {
+  // Positions are indices, not pointers: an empty output has no buffer to point into.
   std::vector<uint8_t> out(out_size);
-  const uint8_t* ip = in;
-  const uint8_t* in_end = in + in_size;
-  uint8_t* op = out.data();
-  uint8_t* out_end = out.data() + out_size;
-  while (ip < in_end) {
-    unsigned ctrl = *ip++;
+  size_t ip = 0;
+  size_t op = 0;
+  while (ip < in_size) {
+    unsigned ctrl = in[ip++];
     if (ctrl < 32) {  // literal run of ctrl+1 bytes
       size_t len = ctrl + 1;
-      TORCH_CHECK(ip + len <= in_end, "LZF: literal run past the end of the input");
-      TORCH_CHECK(op + len <= out_end, "LZF: output larger than the declared size");
-      std::memcpy(op, ip, len);
+      TORCH_CHECK(len <= in_size - ip, "LZF: literal run past the end of the input");
+      TORCH_CHECK(len <= out_size - op, "LZF: output larger than the declared size");
+      std::memcpy(out.data() + op, in + ip, len);
       op += len;
       ip += len;
     } else {  // back reference
       size_t len = ctrl >> 5;
-      TORCH_CHECK(ip < in_end, "LZF: truncated back reference");
+      TORCH_CHECK(ip < in_size, "LZF: truncated back reference");
       if (len == 7) {
-        len += *ip++;
-        TORCH_CHECK(ip < in_end, "LZF: truncated back reference");
+        len += in[ip++];
+        TORCH_CHECK(ip < in_size, "LZF: truncated back reference");
       }
-      size_t off = ((ctrl & 0x1f) << 8) + *ip++ + 1;
+      size_t off = ((ctrl & 0x1f) << 8) + in[ip++] + 1;
       len += 2;
-      TORCH_CHECK(off <= static_cast<size_t>(op - out.data()), "LZF: back reference before the output start");
-      TORCH_CHECK(op + len <= out_end, "LZF: output larger than the declared size");
-      const uint8_t* ref = op - off;
-      for (size_t i = 0; i < len; ++i) op[i] = ref[i];  // may overlap
+      TORCH_CHECK(off <= op, "LZF: back reference before the output start");
+      TORCH_CHECK(len <= out_size - op, "LZF: output larger than the declared size");
+      for (size_t i = 0; i < len; ++i) out[op + i] = out[op - off + i];  // may overlap
       op += len;
     }
   }
-  TORCH_CHECK(op == out_end, "LZF: decompressed ", op - out.data(), " bytes, expected ", out_size);
+  TORCH_CHECK(op == out_size, "LZF: decompressed ", op, " bytes, expected ", out_size);
   return out;
 }
 
