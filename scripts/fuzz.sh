@@ -5,7 +5,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]
 # Environment: EWA_FUZZ_TARGETS="yaml idx" (default: all), EWA_FUZZ_BUILD_DIR (build-fuzz),
 # EWA_FUZZ_WORK (corpus/crash folder, default $EWA_FUZZ_BUILD_DIR/work), EWA_FUZZ_SEED (a
-# fixed libFuzzer -seed, as CI uses), EWA_JOBS.
+# fixed libFuzzer -seed, as CI uses), EWA_FUZZ_RUNS (stop each harness after this many executions;
+# SECONDS_PER_TARGET is then a cap: `EWA_FUZZ_RUNS=1000000 scripts/fuzz.sh 3600` is the long
+# run of the README's Robustness table), EWA_JOBS.
 # New inputs go to the work folder, never into tests/data/fuzz/corpus; a crashing input is saved as
 # work/crashes/<name>/crash-* - copy it to tests/data/fuzz/regressions/<name>/ once fixed.
 # Exit status: 0 when no harness crashed, 1 otherwise.
@@ -55,10 +57,11 @@ for name in "${targets[@]}"; do
   log="$work/logs/$name.log"
   count_artifacts() { find "$work/crashes/$name" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l; }
   before=$(count_artifacts)
-  echo "[fuzz] $name: ${seconds}s (log: $log)"
+  echo "[fuzz] $name: ${seconds}s${EWA_FUZZ_RUNS:+ or $EWA_FUZZ_RUNS executions} (log: $log)"
   set +e
   seed_arg=()
   [[ -n "${EWA_FUZZ_SEED:-}" ]] && seed_arg=(-seed="$EWA_FUZZ_SEED")
+  [[ -n "${EWA_FUZZ_RUNS:-}" ]] && seed_arg+=(-runs="$EWA_FUZZ_RUNS")
   "$exe" "${seed_arg[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -max_len=65536 \
     -print_final_stats=1 -artifact_prefix="$work/crashes/$name/" "$work/corpus/$name" "${seeds[@]}" >"$log" 2>&1
   rc=$?
@@ -68,11 +71,12 @@ for name in "${targets[@]}"; do
   crashes=$(( $(count_artifacts) - before ))
   if [[ $rc -ne 0 && $crashes -eq 0 ]]; then crashes=1; fi
   if [[ $crashes -gt 0 ]]; then crashed=1; fi
-  rows+=("$(printf '%-14s %14s %10s %8s' "$name" "${execs:-?}" "${rate:-?}" "$crashes")")
+  secs=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | tail -1 | grep -o '[0-9]* second' | grep -o '[0-9]*' || true)
+  rows+=("$(printf '%-14s %14s %10s %8s %8s' "$name" "${execs:-?}" "${rate:-?}" "${secs:-$seconds}" "$crashes")")
 done
 
 echo
-printf '%-14s %14s %10s %8s\n' target executions exec/s crashes
+printf '%-14s %14s %10s %8s %8s\n' target executions exec/s seconds crashes
 for r in "${rows[@]}"; do echo "$r"; done
 echo "[fuzz] ${seconds}s per target; corpora and crashes under $work"
 exit "$crashed"
