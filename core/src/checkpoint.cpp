@@ -1,5 +1,5 @@
 // Checkpoint file format: "EWACKPT1" | u64 payload size | u32 CRC32 | payload, where the
-// payload is a torch::serialize archive (model/, optimizer/, meta.*).
+// payload is a torch::serialize archive (model/, optimizer/, ema/ when train.ema, meta.*).
 #include "ewa/core/checkpoint.h"
 
 #include <fcntl.h>
@@ -59,6 +59,8 @@ void write_meta(torch::serialize::OutputArchive& a, const TrainingState& s) {
   a.write("meta.data_state", string_to_tensor(s.data_state));
   a.write("meta.has_rng", i64(s.rng_state.defined() ? 1 : 0));
   a.write("meta.rng_state", s.rng_state.defined() ? s.rng_state : torch::empty({0}, torch::kUInt8));
+  a.write("meta.has_ema", i64(s.ema.empty() ? 0 : 1));
+  a.write("meta.ema_updates", i64(s.ema_updates));
 }
 
 /// A tensor read from a (possibly hostile) archive must lie within its storage: the archive
@@ -126,6 +128,11 @@ TrainingState read_meta(torch::serialize::InputArchive& a, const std::string& pa
   s.world_size = i64("meta.world_size");
   s.data_state = tensor_to_string(rd("meta.data_state"));
   if (i64("meta.has_rng") != 0) s.rng_state = rd("meta.rng_state").clone();
+  torch::Tensor probe;
+  if (a.try_read("meta.has_ema", probe)) {  // absent in checkpoints written before train.ema
+    s.has_ema = i64("meta.has_ema") != 0;
+    s.ema_updates = s.has_ema ? i64("meta.ema_updates") : 0;
+  }
   return s;
 }
 
@@ -224,6 +231,7 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
     optimizer->save(opt_archive);
     archive.write("optimizer", opt_archive);
   }
+  for (const auto& [key, t] : state.ema) archive.write("ema/" + key, t.detach().cpu());
   write_meta(archive, state);
   std::ostringstream os;
   archive.save_to(os);
@@ -247,21 +255,31 @@ TrainingState load_impl(const std::string& path, torch::nn::Module* model, torch
   try {
     archive.load_from(payload.data(), payload.size());
     state = read_meta(archive, path);
+    const bool has_ema = state.has_ema;
     if (model != nullptr) {
       // Phase 1: read and check every tensor before anything is modified.
-      auto check = [&](const std::string& key, const torch::Tensor& dst, bool is_buffer) {
+      auto read_checked = [&](const std::string& prefix, const std::string& key, const torch::Tensor& dst,
+                              bool is_buffer) {
         torch::Tensor t;
-        if (!archive.try_read("model/" + key, t, is_buffer)) {
-          throw CheckpointError(path, "has no entry for model " + std::string(is_buffer ? "buffer" : "parameter") +
-                                          " '" + key + "' (checkpoint of another model?)");
+        if (!archive.try_read(prefix + key, t, is_buffer)) {
+          throw CheckpointError(path, "has no entry for " + std::string(prefix == "ema/" ? "EMA" : "model") + " " +
+                                          std::string(is_buffer ? "buffer" : "parameter") + " '" + key +
+                                          "' (checkpoint of another model?)");
         }
-        check_within_storage(t, "model/" + key, path);
+        check_within_storage(t, prefix + key, path);
         if (t.sizes() != dst.sizes()) {
           std::ostringstream m;
-          m << "shape of '" << key << "' is " << t.sizes() << " in the file but " << dst.sizes() << " in the model";
+          m << "shape of '" << prefix << key << "' is " << t.sizes() << " in the file but " << dst.sizes()
+            << " in the model";
           throw CheckpointError(path, m.str());
         }
-        tensors[key] = t;
+        return t;
+      };
+      // Weights only (eval, export): the deployed weights, i.e. the EMA when the run kept one.
+      const std::string weights = has_ema && optimizer == nullptr ? "ema/" : "model/";
+      auto check = [&](const std::string& key, const torch::Tensor& dst, bool is_buffer) {
+        tensors[key] = read_checked(weights, key, dst, is_buffer);
+        if (has_ema && optimizer != nullptr) state.ema.emplace_back(key, read_checked("ema/", key, dst, is_buffer));
       };
       for (const auto& p : model->named_parameters(true)) check(p.key(), p.value(), false);
       for (const auto& b : model->named_buffers(true)) {

@@ -16,6 +16,7 @@
 
 #include "ewa/core/compat.h"
 #include "ewa/core/cpu.h"
+#include "ewa/core/ema.h"
 #include "ewa/core/hooks.h"
 #include "ewa/core/moe.h"
 #include "ewa/core/runtime.h"
@@ -165,6 +166,10 @@ Trainer::Trainer(TrainerConfig config, TrainTask& task)
   state_.best_metric_name = t.checkpoint().metric();
 
   if (config_.ewa.enabled()) hooks_.push_back(make_ewa_hook(config_.ewa));
+  if (t.ema().enabled()) {  // after EWA: the average follows the weights as EWA leaves them
+    ema_ = std::make_shared<ModelEma>(task_.model(), t.ema());
+    hooks_.push_back(make_ema_hook(ema_));
+  }
   user_hook_pos_ = hooks_.size();
   hooks_.push_back(make_routing_stats_hook(t.log_every()));
   hooks_.push_back(make_eval_hook(t.eval_every()));
@@ -194,6 +199,10 @@ void Trainer::save_checkpoint(const std::string& name) {
   TrainingState s = state_;
   s.rng_state = get_cpu_rng_state();
   s.data_state = task_.data_state();
+  if (ema_) {
+    s.ema = ema_->state();
+    s.ema_updates = ema_->updates();
+  }
   ewa::save_checkpoint(checkpoint_path(name), task_.model(), optimizer_.optim.get(), s);
   spdlog::debug("wrote {} (step {})", checkpoint_path(name), s.step);
 }
@@ -227,6 +236,16 @@ void Trainer::resume_from(const std::string& spec) {
   pending_data_restore_ = state_.batch_in_epoch > 0;
   pending_data_state_ = s.data_state;
   if (s.rng_state.defined()) set_cpu_rng_state(s.rng_state);
+  if (ema_ && s.has_ema) {
+    try {
+      ema_->load(s.ema, s.ema_updates);
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError(path, e.what());
+    }
+  } else if (ema_) {
+    spdlog::warn("{} holds no EMA weights: train.ema starts from the resumed weights", path);
+  }
+  state_.ema.clear();
   resumed_ = true;
   spdlog::info("resumed from {} at step {} (epoch {}, batch {})", path, state_.step, state_.epoch + 1,
                state_.batch_in_epoch);
@@ -249,6 +268,7 @@ std::map<std::string, double> Trainer::run_evaluation() {
   model.eval();
   std::map<std::string, double> metrics;
   {
+    EmaSwapGuard on_ema(ema_.get(), model);
     torch::NoGradGuard ng;
     compat::AutocastGuard ac(device_.type(), at::kBFloat16, bf16_);
     metrics = task_.evaluate();
@@ -423,6 +443,11 @@ FitResult Trainer::fit() {
     if (state_.step >= total_steps_) done = true;
   }
   each_hook([&](Hook& h) { h.after_train(*this); });
+  if (ema_ && !interrupted_) {
+    // What the pipeline exports and evaluates next is the EMA (checkpoints keep both).
+    ema_->copy_to(task_.model());
+    spdlog::info("train.ema: the model now holds the EMA of its weights ({} updates)", ema_->updates());
+  }
   FitResult r;
   r.steps = state_.step;
   r.epochs = epochs_done;

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "ewa/core/checkpoint.h"
+#include "ewa/core/ema.h"
 #include "ewa/core/hooks.h"
 #include "ewa/core/lr_schedule.h"
 #include "ewa/core/metrics_log.h"
@@ -291,6 +292,111 @@ TEST(Trainer, ResumeAfterFinishedRunExtendsItExactly) {
   EXPECT_EQ(r.steps, 24);
   auto wa = weights(a.model()), wb = weights(b2.model());
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << i;
+}
+
+// train.ema: the shadow follows shadow = d * shadow + (1 - d) * w after every step; the final
+// evaluation and the model left for export are the EMA; checkpoints keep training weights and
+// EMA (weights-only loads get the EMA); a resumed run ends bit-identical to an uninterrupted one.
+class ManualEma : public Hook {
+ public:
+  ManualEma(torch::nn::Module& m, double d) : d_(d) {
+    for (auto& t : weights(m)) shadow.push_back(t.clone());
+  }
+  std::string name() const override { return "manual_ema"; }
+  void after_step(Trainer& t) override {
+    torch::NoGradGuard ng;
+    auto w = weights(t.task().model());
+    for (size_t i = 0; i < w.size(); ++i) shadow[i] = shadow[i] * d_ + w[i] * (1.0 - d_);
+  }
+  std::vector<torch::Tensor> shadow;
+
+ private:
+  double d_;
+};
+
+TEST(Trainer, EmaIsEvaluatedExportedAndResumedExactly) {
+  TempDir full, plain, part;
+  auto make_cfg = [](const std::string& dir, int64_t epochs, bool ema) {
+    auto cfg = test::synthetic_config(dir);
+    cfg.train.epochs(epochs);
+    cfg.train.schedule().name("constant").warmup_epochs(0);
+    cfg.train.ema().enabled(ema).decay(0.8);
+    return cfg;
+  };
+  SyntheticTaskOptions o;
+  o.dropout = 0.0;
+  SyntheticTask a(o);
+  auto ra = Trainer(make_cfg(full.str(), 3, true), a).fit();
+  // The same run without EMA, averaging by hand: same raw weights, so the same average.
+  SyntheticTask c(o);
+  auto manual = std::make_shared<ManualEma>(c.model(), 0.8);
+  Trainer tc(make_cfg(plain.str(), 3, false), c);
+  tc.add_hook(manual);
+  tc.fit();
+  auto wa = weights(a.model()), wc = weights(c.model());
+  bool raw_differs = false;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(wa[i], manual->shadow[i], 1e-6, 1e-7)) << i;
+    raw_differs = raw_differs || !torch::allclose(wa[i], wc[i], 1e-4, 1e-5);
+  }
+  EXPECT_TRUE(raw_differs) << "the exported model should be the EMA, not the last weights";
+  // The final evaluation ran on the EMA (the model now holds it).
+  a.model().eval();
+  {
+    torch::NoGradGuard ng;
+    EXPECT_DOUBLE_EQ(a.evaluate().at("val.loss"), ra.final_metrics.at("val.loss"));
+  }
+  // last.ckpt: weights only -> EMA; with an optimizer -> the raw training weights + EMA state.
+  const std::string last = full.str() + "/checkpoints/last.ckpt";
+  SyntheticTask d(o), e(o);
+  load_checkpoint(last, d.model(), nullptr);
+  auto wd = weights(d.model());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wd[i])) << i;
+  auto opt_e = make_optimizer(e.model(), OptimizerOptions{});
+  auto st = load_checkpoint(last, e.model(), opt_e.optim.get());
+  EXPECT_TRUE(st.has_ema);
+  EXPECT_EQ(st.ema_updates, ra.steps);
+  auto we = weights(e.model());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::allclose(we[i], wc[i], 1e-6, 1e-7)) << i;
+  // Resume: 1 epoch, then on to 3 -> the same EMA, bit for bit.
+  {
+    SyntheticTask b1(o);
+    Trainer(make_cfg(part.str(), 1, true), b1).fit();
+  }
+  SyntheticTask b2(o);
+  auto cfg = make_cfg(part.str(), 3, true);
+  cfg.train.checkpoint().resume(part.str());
+  Trainer(cfg, b2).fit();
+  auto wb = weights(b2.model());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << i;
+}
+
+TEST(TrainerEma, WarmupDecayAndIntegerBuffers) {
+  torch::nn::Sequential net(torch::nn::Linear(3, 2), torch::nn::BatchNorm1d(2));
+  EmaOptions o;
+  o.enabled(true).decay(0.99).warmup(true);
+  ModelEma ema(*net, o);
+  EXPECT_DOUBLE_EQ(ema.decay_at(0), 0.1);              // (1 + 0) / (10 + 0)
+  EXPECT_DOUBLE_EQ(ema.decay_at(8), 0.5);              // 9 / 18
+  EXPECT_DOUBLE_EQ(ema.decay_at(100000), 0.99);        // capped by decay
+  net->train();
+  net->forward(torch::randn({4, 3}));                  // num_batches_tracked = 1, stats move
+  const auto w0 = net[0]->as<torch::nn::Linear>()->weight.detach().clone();
+  {
+    torch::NoGradGuard ng;
+    net[0]->as<torch::nn::Linear>()->weight.add_(1.0);
+  }
+  EXPECT_DOUBLE_EQ(ema.update(*net), 0.1);
+  ema.swap(*net);  // the model now holds the EMA
+  auto* bn = net[1]->as<torch::nn::BatchNorm1d>();
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), 1);  // integer buffers are copied
+  EXPECT_TRUE(torch::allclose(net[0]->as<torch::nn::Linear>()->weight, w0 + 0.9));
+  ema.swap(*net);  // back
+  EXPECT_TRUE(torch::allclose(net[0]->as<torch::nn::Linear>()->weight, w0 + 1.0));
+  // A shadow of another model is refused with the tensor's name.
+  torch::nn::Sequential other(torch::nn::Linear(3, 5), torch::nn::BatchNorm1d(5));
+  ModelEma wrong(*other, o);
+  EXPECT_THROW(ema.load(wrong.state(), 1), std::invalid_argument);
 }
 
 class RaiseAt : public Hook {

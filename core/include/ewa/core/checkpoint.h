@@ -9,6 +9,8 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ewa {
 
@@ -38,6 +40,12 @@ struct TrainingState {
   int64_t world_size = 1;
   torch::Tensor rng_state;     ///< CPU generator state (uint8 [N]); undefined = not saved
   std::string data_state;      ///< opaque state of the data source (its own RNGs)
+  /// Model EMA (train.ema): the shadow tensors by name (parameters, then buffers) and the
+  /// number of updates; empty when the run keeps no EMA. Filled by load_checkpoint only when
+  /// it restores training state (an optimizer is given).
+  std::vector<std::pair<std::string, torch::Tensor>> ema;
+  bool has_ema = false;        ///< the file holds EMA weights (set when read)
+  int64_t ema_updates = 0;
 };
 
 /// Stable 64-bit FNV-1a hash of `text`, as 16 hex digits.
@@ -54,7 +62,9 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
 
 /// Loads a checkpoint written by save_checkpoint. The file is fully verified (size, CRC,
 /// every model key present with the right shape) before the model or optimizer is touched;
-/// any problem throws CheckpointError naming the file. `optimizer` may be null (weights only).
+/// any problem throws CheckpointError naming the file. With an optimizer (resume) the model
+/// gets the training weights and state.ema the EMA; with `optimizer` null (weights only:
+/// eval, export) the model gets the deployed weights: the EMA when the run kept one.
 TrainingState load_checkpoint(const std::string& path, torch::nn::Module& model,
                               torch::optim::Optimizer* optimizer);
 

@@ -15,6 +15,7 @@ namespace ewa {
 class Trainer;
 class MetricsLog;
 class ProgressBar;
+class ModelEma;
 
 /// A hook: override what you need. Called on every rank; use trainer.is_main() for files.
 class Hook {
@@ -33,6 +34,10 @@ class Hook {
 /// rate of the ShareRateSchedule at the EWA step; records "share_rate". Defined in
 /// hooks_ewa.cpp (needs ewa/core/ewa.h).
 std::shared_ptr<Hook> make_ewa_hook(const EwaOptions& opts);
+
+/// Model EMA update after every `every_n_steps`-th optimizer step (after EWA); records
+/// "ema_decay". Defined in ema.cpp.
+std::shared_ptr<Hook> make_ema_hook(std::shared_ptr<ModelEma> ema);
 
 /// Evaluation every `eval_every` epochs and at the end (0 = end only); results go to the
 /// epoch record ("val.*" keys as the task names them).

@@ -80,6 +80,27 @@ struct CheckpointOptions {
   }
 };
 
+/// Model EMA (timm's ModelEma): a shadow copy of every parameter and floating buffer, after
+/// every `every_n_steps`-th optimizer step shadow = d * shadow + (1 - d) * weights. When
+/// enabled, evaluation, `best`, the exported model and weights-only checkpoint loads use the
+/// shadow; checkpoints keep both for an exact resume.
+struct EmaOptions {
+  TORCH_ARG(bool, enabled) = false;
+  TORCH_ARG(double, decay) = 0.9998;
+  TORCH_ARG(int64_t, every_n_steps) = 1;
+  /// d = min(decay, (1 + n) / (10 + n)) after n updates, so a short run is not dominated by
+  /// the initial weights (TensorFlow's ExponentialMovingAverage num_updates rule).
+  TORCH_ARG(bool, warmup) = false;
+
+ public:
+  template <class A>
+  void visit(A& a) {
+    a("enabled", enabled())("decay", decay())("every_n_steps", every_n_steps())("warmup", warmup());
+    a.require(decay() >= 0 && decay() < 1, "decay", "a number in [0, 1)");
+    a.require(every_n_steps() >= 1, "every_n_steps", "an integer >= 1");
+  }
+};
+
 struct TrainOptions {
   TORCH_ARG(int64_t, epochs) = 10;
   TORCH_ARG(int64_t, max_steps) = 0;         ///< stop after this many steps (0 = epochs decide)
@@ -100,6 +121,7 @@ struct TrainOptions {
   TORCH_ARG(OptimizerOptions, optimizer) = {};
   TORCH_ARG(LrScheduleOptions, schedule) = {};
   TORCH_ARG(CheckpointOptions, checkpoint) = {};
+  TORCH_ARG(EmaOptions, ema) = {};
 
  public:
   template <class A>
@@ -110,7 +132,7 @@ struct TrainOptions {
     a("log_every", log_every())("eval_every", eval_every())("progress", progress());
     a.one_of("dist_backend", dist_backend(), {"auto", "gloo", "nccl"});
     a("bucket_mb", bucket_mb());
-    a("optimizer", optimizer())("schedule", schedule())("checkpoint", checkpoint());
+    a("optimizer", optimizer())("schedule", schedule())("checkpoint", checkpoint())("ema", ema());
     a.require(epochs() >= 1, "epochs", "an integer >= 1");
     a.require(max_steps() >= 0, "max_steps", "an integer >= 0");
     a.require(batch_size() >= 1, "batch_size", "an integer >= 1");

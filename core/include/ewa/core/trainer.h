@@ -24,6 +24,7 @@
 namespace ewa {
 
 class Hook;
+class ModelEma;
 
 /// A batch: named tensors (e.g. "image" [B, C, H, W] float, "label" [B] int64) and its
 /// sample count (for throughput). The trainer moves every tensor to the training device.
@@ -164,8 +165,11 @@ class Trainer {
   void save_checkpoint(const std::string& name);
   /// Path of RUN_DIR/checkpoints/<name>.ckpt.
   std::string checkpoint_path(const std::string& name) const;
-  /// Runs the task's evaluation (eval mode, no grad, averaged over ranks).
+  /// Runs the task's evaluation (eval mode, no grad, averaged over ranks; on the EMA weights
+  /// when train.ema is enabled).
   std::map<std::string, double> run_evaluation();
+  /// The model EMA (train.ema), or null.
+  ModelEma* ema() { return ema_.get(); }
 
  private:
   void setup();
@@ -183,6 +187,7 @@ class Trainer {
   TrainingState state_;
   std::string run_dir_;
   std::shared_ptr<DistContext> dist_;
+  std::shared_ptr<ModelEma> ema_;
   std::vector<std::shared_ptr<Hook>> hooks_;
   size_t user_hook_pos_ = 0;
   int64_t steps_per_epoch_ = 1;
