@@ -28,6 +28,7 @@ void register_commands(CLI::App& app, GlobalOptions& global) {
   add_convert_command(app, global);
   add_inspect_command(app, global);
   add_superclasses_command(app, global);
+  add_sweep_command(app, global);
 }
 
 void apply_global_options(const GlobalOptions& global, int config_threads) {

@@ -54,5 +54,6 @@ void add_eval_command(CLI::App& app, GlobalOptions& global);
 void add_classify_command(CLI::App& app, GlobalOptions& global);
 void add_data_command(CLI::App& app, GlobalOptions& global);
 void add_segment_command(CLI::App& app, GlobalOptions& global);
+void add_sweep_command(CLI::App& app, GlobalOptions& global);
 
 }  // namespace ewa::app

@@ -1,5 +1,11 @@
-// `ewa launch` (torchrun environment, first non-zero status) and `ewa report` smoke tests.
+// `ewa launch` (torchrun environment, first non-zero status), `ewa report` smoke tests and
+// `ewa sweep` (grid x seeds, paired table, resumable).
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
 
 #include "test_util.h"
 
@@ -43,6 +49,49 @@ TEST(CliReport, WritesSelfContainedHtml) {
   auto bad = run_ewa("report " + dir.str("missing"));
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("metrics.jsonl"), std::string::npos);
+}
+
+
+TEST(CliSweep, GridTimesSeedsPairedTableAndContinues) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  }
+  TempDir dir;
+  const std::string cfg = std::string(EWA_SOURCE_DIR) + "/configs/test/cls-vit-tiny.yaml";
+  const std::string common = "--log-level warn sweep " + cfg +
+                             " --grid model.ewa.share_rate=0.1,0.5 --seeds 2 --set train.max_steps=2"
+                             " --set data.train_limit=128 --set data.eval_limit=64 --set run.threads=1 --out " +
+                             dir.str("sw");
+  auto dry = run_ewa(common + " --dry-run");
+  ASSERT_EQ(dry.status, 0) << dry.err;
+  EXPECT_NE(dry.out.find("2 cells x 2 seeds = 4 runs"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("--set model.ewa.share_rate=0.5 --set run.seed=1"), std::string::npos) << dry.out;
+  auto r = run_ewa(common);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const auto j = nlohmann::json::parse(read_file(dir.path() / "sw" / "sweep.json"));
+  ASSERT_EQ(j["rows"].size(), 2u);
+  EXPECT_TRUE(j["rows"][0]["baseline"].get<bool>());
+  for (const auto& row : j["rows"]) {
+    EXPECT_EQ(row["n"].get<int>(), 2) << row.dump();
+    for (const auto& v : row["values"]) EXPECT_TRUE(v.get<double>() >= 0 && v.get<double>() <= 1) << row.dump();
+  }
+  // Paired difference = mean of the per-seed differences of the two cells.
+  const auto& a = j["rows"][0]["values"];
+  const auto& b = j["rows"][1]["values"];
+  const double diff = ((b[0].get<double>() - a[0].get<double>()) + (b[1].get<double>() - a[1].get<double>())) / 2;
+  EXPECT_NEAR(j["rows"][1]["diff_mean"].get<double>(), diff, 1e-12);
+  EXPECT_EQ(j["rows"][1]["pairs"].get<int>(), 2);
+  const std::string md = read_file(dir.path() / "sw" / "sweep.md");
+  EXPECT_NE(md.find("model.ewa.share_rate=0.1 (baseline)"), std::string::npos) << md;
+  EXPECT_NE(md.find("ewa train "), std::string::npos) << md;
+  // The same command again trains nothing and writes the same table.
+  auto again = run_ewa(common);
+  ASSERT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out.find("[1/4]"), std::string::npos) << again.out;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir.path() / "sw" / "sweep.json"))["rows"], j["rows"]);
+  auto bad = run_ewa(common + " --baseline nope");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("model.ewa.share_rate=0.5"), std::string::npos) << bad.err;  // the cells are listed
 }
 
 }  // namespace
