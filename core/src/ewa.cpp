@@ -71,4 +71,35 @@ int64_t apply_ewa_(torch::nn::Module& root, double beta) {
   return updated;
 }
 
+std::map<std::string, double> expert_spread(torch::nn::Module& root) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, double> out;
+  auto measure = [&](const std::string& name, ExpertBankImpl& e) {
+    if (e.num_experts() < 2) return;
+    torch::Tensor dev2, mean2;  // accumulated on the device, one sync per layer
+    for (auto& p : e.expert_tensors()) {
+      auto w = p.detach().to(torch::kDouble);
+      auto m = w.mean(0, /*keepdim=*/true);
+      auto d = (w - m).pow(2).sum() / static_cast<double>(w.size(0));
+      auto s = m.pow(2).sum();
+      dev2 = dev2.defined() ? dev2 + d : d;
+      mean2 = mean2.defined() ? mean2 + s : s;
+    }
+    if (!dev2.defined()) return;
+    const double num = dev2.item<double>(), den = mean2.item<double>();
+    out[name] = den > 0 ? std::sqrt(num / den) : 0.0;
+  };
+  if (auto* self = dynamic_cast<ExpertBankImpl*>(&root)) measure("", *self);
+  for (const auto& item : root.named_modules("", /*include_self=*/false)) {
+    auto* e = dynamic_cast<ExpertBankImpl*>(item.value().get());
+    if (!e) continue;
+    // The bank of an MoELayer is its child "experts": key it like the layer's other telemetry.
+    const std::string& key = item.key();
+    const std::string suffix = ".experts";
+    const bool child = key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
+    measure(child ? key.substr(0, key.size() - suffix.size()) : key, *e);
+  }
+  return out;
+}
+
 }  // namespace ewa

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "ewa/core/ewa.h"
 #include "ewa/core/metrics_log.h"
 #include "ewa/core/progress.h"
 #include "ewa/core/trainer.h"
@@ -55,14 +56,13 @@ class RoutingStatsHook : public Hook {
       for (const auto& [layer, load] : stats) j[layer] = load;
       t.step_record()["expert_load"] = j;
     }
-    auto scalars = t.task().routing_scalars();
-    if (!scalars.empty()) {
-      nlohmann::json j = nlohmann::json::object();
-      for (const auto& [layer, values] : scalars) {
-        for (const auto& [k, v] : values) j[layer][k] = v;
-      }
-      t.step_record()["routing"] = j;
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [layer, values] : t.task().routing_scalars()) {
+      for (const auto& [k, v] : values) j[layer][k] = v;
     }
+    // How far EWA (or its absence) lets the experts drift apart, per layer (#20's instrument).
+    for (const auto& [layer, v] : expert_spread(t.task().model())) j[layer]["expert_spread"] = v;
+    if (!j.empty()) t.step_record()["routing"] = j;
   }
 
  private:

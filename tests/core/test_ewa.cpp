@@ -109,6 +109,23 @@ TEST(Ewa, WalksTheModelTreeAndLeavesDenseWeightsAlone) {
   EXPECT_THROW(apply_ewa_(*m, 1.5), std::invalid_argument);
 }
 
+TEST(Ewa, ExpertSpreadShrinksByTheContractionFactor) {
+  torch::manual_seed(5);
+  auto vit = VisionTransformerOptions().img_size(8).patch_size(4).embed_dim(8).depth(4).num_heads(2).num_classes(3);
+  VisionTransformer m(vit, MoEOptions().enabled(true).num_experts(4).every(2).init("independent"));
+  const auto before = expert_spread(*m);
+  ASSERT_EQ(before.size(), 2u);  // blocks 1 and 3, named like the routing telemetry
+  EXPECT_EQ(before.begin()->first, "blocks.1.mlp");
+  for (const auto& [layer, v] : before) EXPECT_GT(v, 0.1) << layer;
+  apply_ewa_(*m, 0.3);
+  const auto after = expert_spread(*m);
+  for (const auto& [layer, v] : before) EXPECT_NEAR(after.at(layer), v * (1 - 0.3 * 4 / 3), 1e-5) << layer;
+  apply_ewa_(*m, 0.75);  // b = (N-1)/N: every expert becomes the mean
+  for (const auto& [layer, v] : expert_spread(*m)) EXPECT_NEAR(v, 0.0, 1e-6) << layer;
+  VisionTransformer copies(vit, MoEOptions().enabled(true).num_experts(2).every(2).init("copy"));
+  for (const auto& [layer, v] : expert_spread(*copies)) EXPECT_EQ(v, 0.0) << layer;
+}
+
 TEST(Ewa, SingleExpertIsLeftAlone) {
   auto ex = random_experts(1, 6);
   auto before = snapshot(ex);

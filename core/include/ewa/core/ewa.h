@@ -5,6 +5,8 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <map>
+#include <string>
 
 #include "ewa/core/options.h"
 
@@ -34,5 +36,12 @@ class ShareRateSchedule {
 /// Keeps the expert mean; shrinks every expert's distance to it by 1 - b N/(N-1).
 /// Layers with one expert are left alone. Returns the number of MoE layers updated.
 int64_t apply_ewa_(torch::nn::Module& root, double beta);
+
+/// How far the experts of each MoE layer (ExpertBankImpl with >= 2 experts) in `root`'s tree
+/// are from their mean, relative to the mean: sqrt(mean_i ||W_i - W_mean||^2) / ||W_mean||
+/// over all its expert tensors, keyed by the MoE layer's module name (blocks.N.mlp). One EWA step multiplies it
+/// by |1 - b N/(N-1)|; gradients that differ between experts grow it. Logged per layer as
+/// routing.<layer>.expert_spread in metrics.jsonl.
+std::map<std::string, double> expert_spread(torch::nn::Module& root);
 
 }  // namespace ewa
