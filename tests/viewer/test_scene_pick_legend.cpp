@@ -178,6 +178,23 @@ TEST_P(SegmentPly, PredictionGtAndConfidence) {
 
 INSTANTIATE_TEST_SUITE_P(AsciiAndBinary, SegmentPly, ::testing::Values(false, true));
 
+TEST(ScenePickSource, PicksAreNumberedByTheirRowInTheFile) {
+  // Organised scans carry NaN points; they are dropped on load, and a picked point is
+  // reported by its row in the file (where its labels are in a source-order .npy).
+  test::TempDir tmp;
+  const float nan = std::nanf("");
+  auto coord = torch::tensor({nan, nan, nan, 1.f, 0.f, 0.f, nan, nan, nan, 0.f, 1.f, 0.f}).view({4, 3});
+  datasets::write_labelled_ply(tmp.str("org.ply"), coord, {}, torch::tensor({0, 7, 0, 8}, torch::kInt32));
+  SceneInputs in;
+  in.cloud_path = tmp.str("org.ply");
+  Scene s = Scene::load(in);
+  ASSERT_EQ(s.num_points(), 2);
+  EXPECT_EQ(s.source_index(0), 1);
+  EXPECT_EQ(s.source_index(1), 3);
+  EXPECT_EQ(s.point_info(1).source_index, 3);
+  EXPECT_EQ(s.describe_point(1), "point 3 (0.000, 1.000, 0.000)  gt chair");
+}
+
 TEST(SegmentPlyFields, PredLabelConfidenceNames) {
   // The field names of the output: x y z r g b pred label(gt) confidence.
   test::TempDir tmp;

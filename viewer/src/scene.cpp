@@ -138,8 +138,13 @@ Scene Scene::load(const SceneInputs& in) {
       }
     }
   }
-  return from_arrays(std::move(xyz), std::move(rgb), std::move(gt), std::move(pred), std::move(confidence),
-                     std::move(table), in.max_points, in.cloud_path);
+  Scene out = from_arrays(std::move(xyz), std::move(rgb), std::move(gt), std::move(pred), std::move(confidence),
+                          std::move(table), in.max_points, in.cloud_path);
+  if (cloud.index.defined() && cloud.index.numel() == n && n != scene.source_points) {
+    auto idx = cloud.index.to(torch::kInt64).contiguous();
+    out.source_index_.assign(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + n);
+  }
+  return out;
 }
 
 Scene Scene::from_arrays(std::vector<float> xyz, std::vector<uint8_t> rgb, std::vector<int32_t> gt,
@@ -469,6 +474,7 @@ PointInfo Scene::point_info(int64_t i) const {
   const size_t k = static_cast<size_t>(i);
   PointInfo p;
   p.index = i;
+  p.source_index = source_index(i);
   p.xyz = {xyz_[k * 3], xyz_[k * 3 + 1], xyz_[k * 3 + 2]};
   p.has_gt = has_gt();
   p.has_pred = has_pred();
@@ -486,7 +492,7 @@ std::string Scene::describe_point(int64_t i, const std::string& sep) const {
   };
   char xyz[96];
   std::snprintf(xyz, sizeof(xyz), " (%.3f, %.3f, %.3f)", p.xyz[0], p.xyz[1], p.xyz[2]);
-  std::string s = "point " + with_commas(i) + xyz;
+  std::string s = "point " + with_commas(p.source_index) + xyz;
   if (p.has_gt) s += sep + "gt " + name(p.gt);
   if (p.has_pred) s += sep + "pred " + name(p.pred);
   if (p.has_gt && p.has_pred && p.gt >= 0 && p.pred >= 0) s += p.gt == p.pred ? " (right)" : " (wrong)";

@@ -78,7 +78,8 @@ struct Legend {
 
 /// Everything known about one point (for picking). Labels are -1 when unknown.
 struct PointInfo {
-  int64_t index = -1;  ///< into the full cloud (a real point, also when subsampled)
+  int64_t index = -1;         ///< into the loaded cloud (a real point, also when subsampled)
+  int64_t source_index = -1;  ///< its row in the file (differs when non-finite points were dropped)
   std::array<float, 3> xyz{0, 0, 0};
   bool has_gt = false, has_pred = false, has_confidence = false;
   int32_t gt = -1, pred = -1;
@@ -142,7 +143,11 @@ class Scene {
 
   /// Point i with its labels and confidence. Throws std::out_of_range outside [0, n).
   PointInfo point_info(int64_t i) const;
-  /// One line for a picked point, e.g. "point 1,234 (1.200, 0.500, 0.800)  gt table  pred
+  /// Row of loaded point i in its source file (i itself unless non-finite points were dropped).
+  int64_t source_index(int64_t i) const {
+    return source_index_.empty() ? i : source_index_[static_cast<size_t>(i)];
+  }
+  /// One line for a picked point (numbered by its source row), e.g. "point 1,234 (1.200, 0.500, 0.800)  gt table  pred
   /// chair (wrong)  confidence 0.420".
   /// `sep` separates the parts ("\n" gives one part per line).
   std::string describe_point(int64_t i, const std::string& sep = "  ") const;
@@ -195,6 +200,7 @@ class Scene {
   std::vector<uint8_t> rgb_;
   std::vector<int32_t> gt_, pred_;
   std::vector<float> confidence_;
+  std::vector<int64_t> source_index_;  ///< [n] source rows, or empty when they are 0..n-1
   std::vector<uint8_t> visible_;
   std::vector<int64_t> subsample_;
   std::array<float, 3> bmin_{0, 0, 0}, bmax_{0, 0, 0};
