@@ -1,5 +1,6 @@
 // End-to-end `ewa view --screenshot` under Xvfb: renders a small labelled room in pred and
-// error modes and checks the PNG (size, not blank, expected palette colours present).
+// error modes, side by side, with the legend burned in, and with --pick, and checks the PNG
+// pixels (size, not blank, palette colours, red errors, legend box, two halves).
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <random>
 
+#include "ewa/datasets/points/pcd_ply.h"
+#include "ewa/viewer/legend_image.h"
 #include "ewa/viewer/scene.h"
 #include "ewa/viewer/window.h"
 #include "test_util.h"
@@ -108,6 +111,48 @@ void write_room(const std::string& ply, const std::string& pred_npy) {
   test::write_label_npy(pred_npy, pred);
 }
 
+// The same room as `ewa segment` writes it (through the project's PLY writer): label =
+// prediction (part of the table predicted chair), gt, and a confidence that is low on the
+// wrong points. Also writes the ground truth and the prediction as two separate files.
+void write_segment_room(const test::TempDir& tmp) {
+  write_room(tmp.str("src.ply"), tmp.str("src_pred.npy"));
+  SceneInputs in;
+  in.cloud_path = tmp.str("src.ply");
+  in.pred_path = tmp.str("src_pred.npy");
+  Scene s = Scene::load(in);
+  const int64_t n = s.num_points();
+  auto coord = torch::from_blob(const_cast<float*>(s.xyz().data()), {n, 3}, torch::kFloat32).clone();
+  auto color = torch::from_blob(const_cast<uint8_t*>(s.rgb().data()), {n, 3}, torch::kUInt8).clone();
+  auto gt = torch::from_blob(const_cast<int32_t*>(s.gt().data()), {n}, torch::kInt32).clone();
+  auto pred = torch::from_blob(const_cast<int32_t*>(s.pred().data()), {n}, torch::kInt32).clone();
+  auto conf = torch::where(gt.eq(pred), torch::full({n}, 0.9f), torch::full({n}, 0.35f));
+  datasets::write_labelled_ply(tmp.str("seg.ply"), coord, color, pred, gt, true, {"label=pred"}, {{"confidence", conf}});
+  datasets::write_labelled_ply(tmp.str("gt.ply"), coord, color, gt, {}, true);
+  datasets::write_labelled_ply(tmp.str("pred.ply"), coord, color, pred, {}, true, {"label=pred"},
+                               {{"confidence", conf}});
+}
+
+// Pixels of `img` in the rectangle [x0, x1) x [y0, y1) near colour c.
+int64_t count_near_in(const Png& img, std::array<int, 3> c, int tol, int x0, int y0, int x1, int y1) {
+  int64_t n = 0;
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      const uint8_t* p = &img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
+      if (std::abs(p[0] - c[0]) <= tol && std::abs(p[1] - c[1]) <= tol && std::abs(p[2] - c[2]) <= tol) ++n;
+    }
+  return n;
+}
+
+int64_t count_dark_in(const Png& img, int x0, int y0, int x1, int y1) {
+  int64_t n = 0;
+  for (int y = y0; y < y1; ++y)
+    for (int x = x0; x < x1; ++x) {
+      const uint8_t* p = &img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
+      if (p[0] < 80 && p[1] < 80 && p[2] < 80) ++n;
+    }
+  return n;
+}
+
 class Screenshot : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -122,7 +167,8 @@ class Screenshot : public ::testing::Test {
 TEST_F(Screenshot, PredAndErrorModes) {
   test::TempDir tmp;
   write_room(tmp.str("room.ply"), tmp.str("room_pred.npy"));
-  std::string common = tmp.str("room.ply") + " --pred " + tmp.str("room_pred.npy") + " --width 320 --height 240 --point-size 4";
+  std::string common =
+      tmp.str("room.ply") + " --pred " + tmp.str("room_pred.npy") + " --width 320 --height 240 --point-size 4 --no-legend";
 
   auto r = view(common + " --mode pred --screenshot " + tmp.str("pred.png"));
   ASSERT_EQ(r.status, 0) << r.out << r.err;
@@ -162,6 +208,122 @@ TEST_F(Screenshot, BadInputFailsCleanly) {
   r = view(tmp.str("room.ply") + " --mode error --screenshot " + tmp.str("y.png"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("not available"), std::string::npos) << r.err;
+}
+
+TEST_F(Screenshot, ErrorModeHasRedPointsAndTheLegendBurnedIn) {
+  test::TempDir tmp;
+  write_segment_room(tmp);
+  const std::string common = tmp.str("seg.ply") + " --color error --width 480 --height 360 --point-size 4 --screenshot ";
+  auto r = view(common + tmp.str("legend.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  r = view(common + tmp.str("plain.png") + " --no-legend");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  Png with = decode_png(test::read_file(tmp.path() / "legend.png"));
+  Png without = decode_png(test::read_file(tmp.path() / "plain.png"));
+  ASSERT_EQ(with.width, 480);
+  ASSERT_EQ(without.height, 360);
+  // Wrong points (the table part predicted chair) are red, right ones grey.
+  EXPECT_GT(count_near(without, {230, 26, 26}, 12), 20);
+  EXPECT_GT(count_near(without, {158, 158, 158}, 12), 200);
+  // The legend sits in the top-left corner: its paper colour (248) and text ink are there only
+  // with the legend (the background is pure white, the points are grey / red).
+  if (!overlay_text_available()) GTEST_SKIP() << "built without OpenCV: no legend in screenshots";
+  const int lx = with.width / 2, ly = with.height / 3;
+  EXPECT_GT(count_near_in(with, {248, 248, 248}, 0, 0, 0, lx, ly), 2000);
+  EXPECT_LT(count_near_in(without, {248, 248, 248}, 0, 0, 0, lx, ly), 100);  // point edge blends only
+  EXPECT_GT(count_dark_in(with, 0, 0, lx, ly), count_dark_in(without, 0, 0, lx, ly) + 150);
+  // Outside the legend corner the two images are the same picture.
+  EXPECT_EQ(count_near_in(with, {230, 26, 26}, 12, lx, 0, with.width, with.height),
+            count_near_in(without, {230, 26, 26}, 12, lx, 0, with.width, with.height));
+}
+
+// Non-background pixels in the columns [x0, x1).
+int64_t content_in(const Png& img, int x0, int x1) {
+  return static_cast<int64_t>(x1 - x0) * img.height - count_near_in(img, {255, 255, 255}, 3, x0, 0, x1, img.height);
+}
+
+TEST_F(Screenshot, SideBySideShowsGroundTruthAndPredictionHalves) {
+  test::TempDir tmp;
+  write_segment_room(tmp);
+  auto r = view(tmp.str("seg.ply") + " --side-by-side --no-legend --width 640 --height 240 --point-size 4 --screenshot " +
+                tmp.str("sbs.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  Png img = decode_png(test::read_file(tmp.path() / "sbs.png"));
+  ASSERT_EQ(img.width, 640);
+  ASSERT_EQ(img.height, 240);
+  const int w0 = (640 - 2) / 2;  // left pane, 2-pixel separator, right pane
+  const int64_t half = static_cast<int64_t>(w0) * img.height;
+  EXPECT_GT(content_in(img, 0, w0), half / 20) << "left half is (nearly) blank";
+  EXPECT_GT(content_in(img, w0 + 2, 640), half / 20) << "right half is (nearly) blank";
+  EXPECT_EQ(count_near_in(img, {90, 90, 90}, 0, w0, 0, w0 + 2, img.height), 2 * img.height);  // separator
+  // Same camera, so the same places: the table is all table on the left (ground truth), and
+  // partly chair on the right (prediction).
+  auto table = LabelTable::s3dis().colors[7], chair = LabelTable::s3dis().colors[8];
+  const int64_t table_l = count_near_in(img, {table[0], table[1], table[2]}, 12, 0, 0, w0, img.height);
+  const int64_t table_r = count_near_in(img, {table[0], table[1], table[2]}, 12, w0 + 2, 0, 640, img.height);
+  const int64_t chair_l = count_near_in(img, {chair[0], chair[1], chair[2]}, 12, 0, 0, w0, img.height);
+  const int64_t chair_r = count_near_in(img, {chair[0], chair[1], chair[2]}, 12, w0 + 2, 0, 640, img.height);
+  EXPECT_GT(table_l, table_r + 50);
+  EXPECT_GT(chair_r, chair_l + 50);
+  // Without both labels the view is refused with a clear message.
+  r = view(tmp.str("gt.ply") + " --side-by-side --screenshot " + tmp.str("x.png"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("needs ground truth and prediction"), std::string::npos) << r.err;
+
+  // Two files (ground truth, prediction) give the same picture as the one combined file.
+  r = view(tmp.str("gt.ply") + " " + tmp.str("pred.ply") +
+           " --side-by-side --no-legend --width 640 --height 240 --point-size 4 --screenshot " + tmp.str("two.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  Png two = decode_png(test::read_file(tmp.path() / "two.png"));
+  EXPECT_EQ(two.rgb, img.rgb);
+  // With legends: one per pane, each in its pane's top-left corner.
+  if (!overlay_text_available()) return;
+  r = view(tmp.str("seg.ply") + " --side-by-side --width 640 --height 240 --screenshot " + tmp.str("sbs_legend.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  Png lg = decode_png(test::read_file(tmp.path() / "sbs_legend.png"));
+  EXPECT_GT(count_near_in(lg, {248, 248, 248}, 0, 0, 0, w0 / 2, 120), 500);
+  EXPECT_GT(count_near_in(lg, {248, 248, 248}, 0, w0 + 2, 0, w0 + 2 + w0 / 2, 120), 500);
+}
+
+TEST_F(Screenshot, PickReportsTheRealPointUnderThePixel) {
+  test::TempDir tmp;
+  write_segment_room(tmp);
+  const std::string common = tmp.str("seg.ply") + " --color pred --no-legend --width 320 --height 240 --point-size 4";
+  auto r = view(common + " --screenshot " + tmp.str("pred.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  Png img = decode_png(test::read_file(tmp.path() / "pred.png"));
+  // The centroid of the table-coloured pixels lies on the (convex) correctly predicted part of
+  // the table top, which is nearer to the camera than the floor below it.
+  auto table = LabelTable::s3dis().colors[7];
+  double sx = 0, sy = 0;
+  int64_t n = 0;
+  for (int y = 0; y < img.height; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const uint8_t* p = &img.rgb[(static_cast<size_t>(y) * img.width + x) * 3];
+      if (std::abs(p[0] - table[0]) <= 3 && std::abs(p[1] - table[1]) <= 3 && std::abs(p[2] - table[2]) <= 3) {
+        sx += x;
+        sy += y;
+        ++n;
+      }
+    }
+  ASSERT_GT(n, 50);
+  const std::string at = std::to_string(static_cast<int>(sx / n)) + "," + std::to_string(static_cast<int>(sy / n));
+  // --max-points: the pick is a real point of the cloud, with its labels and confidence.
+  r = view(common + " --max-points 5000 --pick " + at + " --pick 1,1 --screenshot " + tmp.str("picked.png"));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("pick " + at + ": point "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gt table  pred table (right)  confidence 0.900"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("pick 1,1: no point"), std::string::npos) << r.out;
+  Png picked = decode_png(test::read_file(tmp.path() / "picked.png"));
+  if (overlay_text_available()) {  // the marker ring and the description box
+    EXPECT_GT(count_dark_in(picked, 0, 0, 320, 240), count_dark_in(img, 0, 0, 320, 240) + 30);
+  }
+  // --pick is for screenshots; in the window one clicks.
+  r = view(common + " --pick 5,5");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--pick needs --screenshot"), std::string::npos) << r.err;
+  r = view(common + " --pick 500,5 --screenshot " + tmp.str("y.png"));
+  EXPECT_EQ(r.status, 2);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <iomanip>
 #include <limits>
 #include <numeric>
@@ -117,13 +118,33 @@ Scene Scene::load(const SceneInputs& in) {
     auto c = cloud.color.contiguous();
     rgb.assign(c.data_ptr<uint8_t>(), c.data_ptr<uint8_t>() + c.numel());
   }
-  std::vector<float> confidence;
-  if (auto t = extra("confidence"); t.defined()) {
+  auto float_vector = [](const torch::Tensor& t) {
     auto c = t.to(torch::kFloat32).contiguous();
-    confidence.assign(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+    return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  };
+  std::vector<float> confidence;
+  if (auto t = extra("confidence"); t.defined()) confidence = float_vector(t);
+  // A prediction given as a point cloud (an `ewa segment` PLY next to the ground-truth file)
+  // brings its confidence along; it is kept in source order like the labels.
+  if (!in.pred_path.empty()) {
+    const datasets::CloudFormat* f = datasets::detect_cloud_format(in.pred_path);
+    if (f != nullptr && (std::string(f->name) == "ply" || std::string(f->name) == "pcd")) {
+      datasets::CloudScene ps = f->load(in.pred_path, datasets::CloudReadOptions{});
+      auto it = ps.cloud.extra.find("confidence");
+      if (it != ps.cloud.extra.end() && it->second.numel() == scene.source_points) {
+        torch::Tensor t = it->second.reshape({-1});
+        if (cloud.index.defined() && cloud.index.numel() == n && n != scene.source_points) t = t.index_select(0, cloud.index);
+        confidence = float_vector(t);
+      }
+    }
   }
-  return from_arrays(std::move(xyz), std::move(rgb), std::move(gt), std::move(pred), std::move(confidence),
-                     std::move(table), in.max_points, in.cloud_path);
+  Scene out = from_arrays(std::move(xyz), std::move(rgb), std::move(gt), std::move(pred), std::move(confidence),
+                          std::move(table), in.max_points, in.cloud_path);
+  if (cloud.index.defined() && cloud.index.numel() == n && n != scene.source_points) {
+    auto idx = cloud.index.to(torch::kInt64).contiguous();
+    out.source_index_.assign(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + n);
+  }
+  return out;
 }
 
 Scene Scene::from_arrays(std::vector<float> xyz, std::vector<uint8_t> rgb, std::vector<int32_t> gt,
@@ -285,46 +306,46 @@ std::vector<uint8_t> Scene::error_mask() const {
   return m;
 }
 
-std::vector<float> Scene::colors(ColorMode mode) const {
+std::array<float, 3> Scene::point_color(ColorMode mode, int64_t idx) const {
+  const size_t i = static_cast<size_t>(idx);
+  switch (mode) {
+    case ColorMode::kRgb:
+      if (has_rgb()) return {rgb_[i * 3] / 255.f, rgb_[i * 3 + 1] / 255.f, rgb_[i * 3 + 2] / 255.f};
+      {
+        float span = std::max(bmax_[2] - bmin_[2], 1e-6f);
+        float t = std::isfinite(xyz_[i * 3 + 2]) ? (xyz_[i * 3 + 2] - bmin_[2]) / span : 0.f;
+        float g = 0.35f + 0.5f * t;
+        return {g, g, g};
+      }
+    case ColorMode::kGt: return label_color(gt_[i]);
+    case ColorMode::kPred: return label_color(pred_[i]);
+    case ColorMode::kError:
+      if (gt_[i] < 0 || pred_[i] < 0) return kDim;
+      return gt_[i] == pred_[i] ? kCorrectGrey : kWrongRed;
+    case ColorMode::kConfidence: return colormap(confidence_[i]);
+  }
+  return kDim;
+}
+
+std::vector<float> Scene::colors_of(ColorMode mode, const std::vector<int64_t>& idx) const {
   if (!mode_available(mode))
     throw std::invalid_argument(source_ + ": colour mode '" + color_mode_name(mode) +
                                 "' needs data this scene lacks");
-  std::vector<float> out(static_cast<size_t>(n_) * 3);
-  auto put = [&out](size_t i, const std::array<float, 3>& c) {
-    out[i * 3] = c[0];
-    out[i * 3 + 1] = c[1];
-    out[i * 3 + 2] = c[2];
-  };
-  const size_t n = static_cast<size_t>(n_);
-  switch (mode) {
-    case ColorMode::kRgb:
-      if (has_rgb()) {
-        for (size_t k = 0; k < out.size(); ++k) out[k] = rgb_[k] / 255.f;
-      } else {
-        float span = std::max(bmax_[2] - bmin_[2], 1e-6f);
-        for (size_t i = 0; i < n; ++i) {
-          float t = std::isfinite(xyz_[i * 3 + 2]) ? (xyz_[i * 3 + 2] - bmin_[2]) / span : 0.f;
-          float g = 0.35f + 0.5f * t;
-          put(i, {g, g, g});
-        }
-      }
-      break;
-    case ColorMode::kGt:
-      for (size_t i = 0; i < n; ++i) put(i, label_color(gt_[i]));
-      break;
-    case ColorMode::kPred:
-      for (size_t i = 0; i < n; ++i) put(i, label_color(pred_[i]));
-      break;
-    case ColorMode::kError: {
-      auto m = error_mask();
-      for (size_t i = 0; i < n; ++i) put(i, m[i] == kCorrect ? kCorrectGrey : m[i] == kWrong ? kWrongRed : kDim);
-      break;
-    }
-    case ColorMode::kConfidence:
-      for (size_t i = 0; i < n; ++i) put(i, colormap(confidence_[i]));
-      break;
+  std::vector<float> out(idx.size() * 3);
+  for (size_t k = 0; k < idx.size(); ++k) {
+    if (idx[k] < 0 || idx[k] >= n_) throw std::out_of_range("point index " + std::to_string(idx[k]) + " out of range");
+    auto c = point_color(mode, idx[k]);
+    out[k * 3] = c[0];
+    out[k * 3 + 1] = c[1];
+    out[k * 3 + 2] = c[2];
   }
   return out;
+}
+
+std::vector<float> Scene::colors(ColorMode mode) const {
+  std::vector<int64_t> all(static_cast<size_t>(n_));
+  std::iota(all.begin(), all.end(), int64_t{0});
+  return colors_of(mode, all);
 }
 
 void Scene::set_class_visible(int cls, bool visible) {
@@ -362,6 +383,150 @@ std::vector<int64_t> Scene::display_indices(ColorMode mode) const {
     out.push_back(i);
   }
   return out;
+}
+
+namespace {
+std::string fixed3(double v) {
+  if (std::isnan(v)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
+}
+Rgb8 to_rgb8(const std::array<float, 3>& c) {
+  auto b = [](float v) { return static_cast<uint8_t>(std::lround(std::clamp(v, 0.f, 1.f) * 255.f)); };
+  return {b(c[0]), b(c[1]), b(c[2])};
+}
+std::string percent(int64_t part, int64_t whole) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), " (%.1f%%)", whole > 0 ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0);
+  return buf;
+}
+}  // namespace
+
+Legend Scene::legend(ColorMode mode) const {
+  if (!mode_available(mode))
+    throw std::invalid_argument(source_ + ": colour mode '" + color_mode_name(mode) + "' needs data this scene lacks");
+  Legend lg;
+  const Metrics& m = metrics_;
+  switch (mode) {
+    case ColorMode::kRgb: lg.title = has_rgb() ? "colour" : "height"; break;
+    case ColorMode::kGt:
+    case ColorMode::kPred: {
+      const bool gt = mode == ColorMode::kGt;
+      lg.title = gt ? "ground truth" : "prediction";
+      for (int c = 0; c < table_.size(); ++c) {
+        const ClassStats& cs = m.classes[static_cast<size_t>(c)];
+        const int64_t count = gt ? cs.gt_count : cs.pred_count;
+        if (count == 0 && !(m.has_iou && cs.gt_count + cs.pred_count > 0)) continue;
+        LegendRow r{table_.colors[static_cast<size_t>(c)], table_.names[static_cast<size_t>(c)], with_commas(count)};
+        if (m.has_iou) r.value += "  IoU " + fixed3(cs.iou);
+        if (!class_visible(c)) r.value += "  hidden";
+        lg.rows.push_back(std::move(r));
+      }
+      break;
+    }
+    case ColorMode::kError: {
+      lg.title = "errors (gt vs pred)";
+      int64_t unl = n_ - m.evaluated;
+      lg.rows.push_back({to_rgb8(kCorrectGrey), "correct", with_commas(m.correct) + percent(m.correct, m.evaluated)});
+      lg.rows.push_back({to_rgb8(kWrongRed), "wrong", with_commas(m.evaluated - m.correct) +
+                                                          percent(m.evaluated - m.correct, m.evaluated)});
+      if (unl > 0) lg.rows.push_back({to_rgb8(kDim), "unlabelled", with_commas(unl)});
+      break;
+    }
+    case ColorMode::kConfidence: {
+      lg.title = "confidence";
+      int64_t bins[5] = {0, 0, 0, 0, 0};
+      double sum = 0, sum_wrong = 0;
+      int64_t wrong = 0;
+      for (size_t i = 0; i < confidence_.size(); ++i) {
+        float c = std::isfinite(confidence_[i]) ? std::clamp(confidence_[i], 0.f, 1.f) : 0.f;
+        bins[std::min(4, static_cast<int>(c * 5.f))]++;
+        sum += c;
+        if (m.has_iou && gt_[i] >= 0 && pred_[i] >= 0 && gt_[i] != pred_[i]) {
+          sum_wrong += c;
+          ++wrong;
+        }
+      }
+      for (int b = 4; b >= 0; --b) {
+        char name[32];
+        std::snprintf(name, sizeof(name), "%.1f-%.1f", b * 0.2, (b + 1) * 0.2);
+        lg.rows.push_back({to_rgb8(colormap((static_cast<float>(b) + 0.5f) / 5.f)), name,
+                           with_commas(bins[b]) + percent(bins[b], n_)});
+      }
+      lg.notes.push_back("mean " + fixed3(sum / static_cast<double>(n_)) +
+                         (wrong > 0 ? ", on wrong points " + fixed3(sum_wrong / static_cast<double>(wrong)) : ""));
+      break;
+    }
+  }
+  if (m.has_iou && mode != ColorMode::kRgb)
+    lg.notes.push_back("OA " + fixed3(m.overall_accuracy) + "  mIoU " + fixed3(m.miou));
+  if (subsampled())
+    lg.notes.push_back("display: " + with_commas(static_cast<int64_t>(subsample_.size())) + " of " + with_commas(n_) +
+                       " points");
+  else
+    lg.notes.push_back(with_commas(n_) + " points");
+  return lg;
+}
+
+PointInfo Scene::point_info(int64_t i) const {
+  if (i < 0 || i >= n_) throw std::out_of_range("point " + std::to_string(i) + " outside [0, " + std::to_string(n_) + ")");
+  const size_t k = static_cast<size_t>(i);
+  PointInfo p;
+  p.index = i;
+  p.source_index = source_index(i);
+  p.xyz = {xyz_[k * 3], xyz_[k * 3 + 1], xyz_[k * 3 + 2]};
+  p.has_gt = has_gt();
+  p.has_pred = has_pred();
+  p.has_confidence = has_confidence();
+  if (p.has_gt) p.gt = gt_[k];
+  if (p.has_pred) p.pred = pred_[k];
+  if (p.has_confidence) p.confidence = confidence_[k];
+  return p;
+}
+
+std::string Scene::describe_point(int64_t i, const std::string& sep) const {
+  PointInfo p = point_info(i);
+  auto name = [this](int32_t l) {
+    return l < 0 ? std::string("unlabelled") : table_.names[static_cast<size_t>(l)];
+  };
+  char xyz[96];
+  std::snprintf(xyz, sizeof(xyz), " (%.3f, %.3f, %.3f)", p.xyz[0], p.xyz[1], p.xyz[2]);
+  std::string s = "point " + with_commas(p.source_index) + xyz;
+  if (p.has_gt) s += sep + "gt " + name(p.gt);
+  if (p.has_pred) s += sep + "pred " + name(p.pred);
+  if (p.has_gt && p.has_pred && p.gt >= 0 && p.pred >= 0) s += p.gt == p.pred ? " (right)" : " (wrong)";
+  if (p.has_confidence) s += sep + "confidence " + fixed3(p.confidence);
+  return s;
+}
+
+int64_t Scene::pick(const std::array<float, 16>& m, int width, int height, float px, float py, float radius_px,
+                    const std::vector<int64_t>& candidates) const {
+  if (width <= 0 || height <= 0) return -1;
+  const float r2 = radius_px * radius_px;
+  int64_t best = -1;
+  float best_depth = std::numeric_limits<float>::max();
+  for (int64_t i : candidates) {
+    if (i < 0 || i >= n_) continue;
+    const float* p = &xyz_[static_cast<size_t>(i) * 3];
+    // Column-major: clip = M * (x, y, z, 1).
+    const float cx = m[0] * p[0] + m[4] * p[1] + m[8] * p[2] + m[12];
+    const float cy = m[1] * p[0] + m[5] * p[1] + m[9] * p[2] + m[13];
+    const float cz = m[2] * p[0] + m[6] * p[1] + m[10] * p[2] + m[14];
+    const float cw = m[3] * p[0] + m[7] * p[1] + m[11] * p[2] + m[15];
+    if (!(cw > 0.f)) continue;  // behind the camera (or NaN)
+    const float nz = cz / cw;
+    if (nz < -1.f || nz > 1.f) continue;  // outside the near/far planes
+    const float sx = (cx / cw * 0.5f + 0.5f) * static_cast<float>(width);
+    const float sy = (0.5f - cy / cw * 0.5f) * static_cast<float>(height);
+    const float dx = sx - px, dy = sy - py;
+    if (dx * dx + dy * dy > r2) continue;
+    if (nz < best_depth) {
+      best_depth = nz;
+      best = i;
+    }
+  }
+  return best;
 }
 
 std::string Scene::metrics_table() const {

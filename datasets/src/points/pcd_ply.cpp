@@ -605,7 +605,8 @@ PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions&
 
 void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, const torch::Tensor& color_in,
                         const torch::Tensor& label_in, const torch::Tensor& gt_in, bool binary,
-                        const std::vector<std::string>& comments) {
+                        const std::vector<std::string>& comments,
+                        const std::vector<std::pair<std::string, torch::Tensor>>& float_fields) {
   TORCH_CHECK(coord_in.dim() == 2 && coord_in.size(1) == 3, path, ": coord must be [N,3], found ", coord_in.sizes());
   int64_t n = coord_in.size(0);
   auto coord = coord_in.to(torch::kFloat32).contiguous().cpu();
@@ -622,6 +623,15 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
     TORCH_CHECK(gt_in.numel() == n && !gt_in.is_floating_point(), path, ": gt must be integer [", n, "]");
     gt = gt_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
   }
+  std::vector<torch::Tensor> extra;  // float32 [N] each
+  std::string extra_header;
+  for (const auto& [name, t] : float_fields) {
+    TORCH_CHECK(!name.empty() && name.find_first_of(" \t\r\n") == std::string::npos, path,
+                ": bad PLY property name '", name, "'");
+    TORCH_CHECK(t.defined() && t.numel() == n, path, ": field '", name, "' must have ", n, " values");
+    extra.push_back(t.reshape({-1}).to(torch::kFloat32).contiguous().cpu());
+    extra_header += "property float " + name + "\n";
+  }
   std::string out = "ply\nformat " + std::string(binary ? "binary_little_endian" : "ascii") + " 1.0\n";
   for (const auto& c : comments) {
     std::string line = c;
@@ -631,9 +641,10 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
   out += "element vertex " + std::to_string(n) +
          "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
          "property uchar green\nproperty uchar blue\nproperty int label\n" +
-         (has_gt ? "property int gt\n" : "") + "end_header\n";
+         (has_gt ? "property int gt\n" : "") + extra_header + "end_header\n";
   if (binary) {
-    const int64_t rec = 12 + 3 + 4 + (has_gt ? 4 : 0);
+    const int64_t fixed = 12 + 3 + 4 + (has_gt ? 4 : 0);
+    const int64_t rec = fixed + 4 * static_cast<int64_t>(extra.size());
     const size_t base = out.size();
     out.resize(base + static_cast<size_t>(rec * n));
     if (n > 0) {
@@ -643,6 +654,8 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
       bytes.narrow(1, 12, 3).copy_(color);
       bytes.narrow(1, 15, 4).copy_(label.view(torch::kUInt8).view({n, 4}));
       if (has_gt) bytes.narrow(1, 19, 4).copy_(gt.view(torch::kUInt8).view({n, 4}));
+      for (size_t k = 0; k < extra.size(); ++k)
+        bytes.narrow(1, fixed + 4 * static_cast<int64_t>(k), 4).copy_(extra[k].view(torch::kUInt8).view({n, 4}));
     }
   } else {
     const float* xyz = coord.data_ptr<float>();
@@ -655,6 +668,10 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
                               rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], lab[i]);
       out.append(buf, static_cast<size_t>(len));
       if (has_gt) out += " " + std::to_string(g[i]);
+      for (const auto& e : extra) {
+        len = std::snprintf(buf, sizeof(buf), " %.9g", static_cast<double>(e.data_ptr<float>()[i]));
+        out.append(buf, static_cast<size_t>(len));
+      }
       out += '\n';
     }
   }

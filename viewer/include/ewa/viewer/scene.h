@@ -38,7 +38,8 @@ const char* color_mode_name(ColorMode m);
 /// What to load. `pred_path` / `gt_path` override label fields found in the cloud file.
 struct SceneInputs {
   std::string cloud_path;   ///< .ply .pcd .npy .txt or an S3DIS room folder
-  std::string pred_path;    ///< optional: .npy / .txt / .label / .ply / .pcd
+  std::string pred_path;    ///< optional: .npy / .txt / .label / .ply / .pcd (a PLY/PCD's
+                            ///< `confidence` field is taken too, e.g. an `ewa segment` output)
   std::string gt_path;      ///< optional, same formats
   std::string classes = "s3dis";  ///< "s3dis" or a class file
   int64_t max_points = 2'000'000;  ///< display budget (0 = no limit)
@@ -59,6 +60,30 @@ struct Metrics {
   int64_t correct = 0;
   double overall_accuracy = 0.0;  ///< correct / evaluated (NaN without both labels)
   double miou = 0.0;              ///< mean IoU over classes with a non-empty union
+};
+
+/// One row of a legend: a colour swatch, a name and a value column ("12,345  IoU 0.812").
+struct LegendRow {
+  Rgb8 color{0, 0, 0};
+  std::string name;
+  std::string value;
+};
+
+/// What a legend shows for one colour mode; drawn in the window and burned into screenshots.
+struct Legend {
+  std::string title;               ///< "prediction", "ground truth", "error", ...
+  std::vector<LegendRow> rows;     ///< classes present (gt/pred), correct/wrong (error), bins (confidence)
+  std::vector<std::string> notes;  ///< OA / mIoU, the display-subsample count, ...
+};
+
+/// Everything known about one point (for picking). Labels are -1 when unknown.
+struct PointInfo {
+  int64_t index = -1;         ///< into the loaded cloud (a real point, also when subsampled)
+  int64_t source_index = -1;  ///< its row in the file (differs when non-finite points were dropped)
+  std::array<float, 3> xyz{0, 0, 0};
+  bool has_gt = false, has_pred = false, has_confidence = false;
+  int32_t gt = -1, pred = -1;
+  float confidence = 0.f;
 };
 
 /// Error-mask values per point.
@@ -105,6 +130,33 @@ class Scene {
   std::vector<float> colors(ColorMode mode) const;
   /// Colour of one label (palette as floats; dim grey for negative).
   std::array<float, 3> label_color(int32_t label) const;
+  /// Colour of point i in `mode` (same values as colors(mode)[3i..3i+2]); the mode must be
+  /// available.
+  std::array<float, 3> point_color(ColorMode mode, int64_t i) const;
+  /// [k*3] colours of the points `idx` in `mode` (what the renderer uploads).
+  std::vector<float> colors_of(ColorMode mode, const std::vector<int64_t>& idx) const;
+
+  /// The legend of `mode`: gt/pred list the classes present with point counts (and per-class
+  /// IoU when both labels are known), error counts correct / wrong / unlabelled, confidence
+  /// counts five bins (high to low) and the mean; notes carry OA / mIoU and the subsample count.
+  Legend legend(ColorMode mode) const;
+
+  /// Point i with its labels and confidence. Throws std::out_of_range outside [0, n).
+  PointInfo point_info(int64_t i) const;
+  /// Row of loaded point i in its source file (i itself unless non-finite points were dropped).
+  int64_t source_index(int64_t i) const {
+    return source_index_.empty() ? i : source_index_[static_cast<size_t>(i)];
+  }
+  /// One line for a picked point (numbered by its source row), e.g. "point 1,234 (1.200, 0.500, 0.800)  gt table  pred
+  /// chair (wrong)  confidence 0.420".
+  /// `sep` separates the parts ("\n" gives one part per line).
+  std::string describe_point(int64_t i, const std::string& sep = "  ") const;
+  /// Screen-space picking. `clip_from_world` is a column-major 4x4 matrix (projection * view)
+  /// mapping world points to clip space; the viewport is width x height pixels with the origin
+  /// at the top-left. Returns the index (into the full cloud) of the candidate nearest to the
+  /// camera among those projected within `radius_px` of (px, py), or -1 when none is.
+  int64_t pick(const std::array<float, 16>& clip_from_world, int width, int height, float px, float py,
+               float radius_px, const std::vector<int64_t>& candidates) const;
 
   /// [n] ErrorState per point (needs gt and pred).
   std::vector<uint8_t> error_mask() const;
@@ -148,6 +200,7 @@ class Scene {
   std::vector<uint8_t> rgb_;
   std::vector<int32_t> gt_, pred_;
   std::vector<float> confidence_;
+  std::vector<int64_t> source_index_;  ///< [n] source rows, or empty when they are 0..n-1
   std::vector<uint8_t> visible_;
   std::vector<int64_t> subsample_;
   std::array<float, 3> bmin_{0, 0, 0}, bmax_{0, 0, 0};

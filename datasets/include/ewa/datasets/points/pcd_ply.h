@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ewa::datasets {
@@ -72,10 +73,12 @@ PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions&
 /// The one labelled-PLY writer: `x y z` (float) `red green blue` (uchar) `label` (int) and,
 /// when `gt` is defined, `gt` (int), with `comments` in the header ("label=pred" tells the
 /// viewer the labels are predictions). coord float [N,3]; color uint8 [N,3] or undefined
-/// (grey); label integer [N]; gt integer [N] or undefined. Binary little-endian or ascii;
-/// temp + rename.
+/// (grey); label integer [N]; gt integer [N] or undefined. `float_fields` are further
+/// per-point `float` properties after them, in order (e.g. {"confidence", float [N]}).
+/// Binary little-endian or ascii; temp + rename.
 void write_labelled_ply(const std::string& path, const torch::Tensor& coord, const torch::Tensor& color,
                         const torch::Tensor& label, const torch::Tensor& gt = {}, bool binary = true,
-                        const std::vector<std::string>& comments = {"written by ewa-vision"});
+                        const std::vector<std::string>& comments = {"written by ewa-vision"},
+                        const std::vector<std::pair<std::string, torch::Tensor>>& float_fields = {});
 
 }  // namespace ewa::datasets
