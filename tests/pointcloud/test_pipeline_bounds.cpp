@@ -1,6 +1,6 @@
 // Inference and training bounds found by hostile inputs: 20,000 identical points (one voxel,
-// once 20,000 one-point fragments), a model whose metadata asks for 1-point chunks (once
-// quadratic chunking), and point classification with a training set of size % batch == 1
+// once 20,000 one-point fragments; now F fragments, and with 1-point chunks a bounded number
+// of slabs), a model whose metadata asks for 1-point chunks (once quadratic chunking), and point classification with a training set of size % batch == 1
 // (once a BatchNorm batch of one).
 #include <gtest/gtest.h>
 
@@ -26,14 +26,42 @@ TEST(PipelineBounds, IdenticalPointsGiveFewFragmentsThatCoverEveryPoint) {
   SceneInferenceOptions o;
   o.grid_size = 0.04;
   auto chunks = scene_chunks(c.coord, o);
-  EXPECT_LE(static_cast<int64_t>(chunks.size()), kMaxFragments);
+  EXPECT_EQ(static_cast<int64_t>(chunks.size()), kDefaultFragments);  // one voxel: F fragments of 5,000
   auto covered = torch::zeros({20000}, torch::kBool);
   for (const auto& ch : chunks) covered.index_fill_(0, ch, true);
   EXPECT_TRUE(covered.all().item<bool>());
   int64_t calls = 0, points = 0;
-  auto logits = infer_scene_logits(c, counting_fn(&calls, &points), o);
-  EXPECT_TRUE(logits.sum(1).ge(1.0f).all().item<bool>());  // every point voted
-  EXPECT_LE(points, 2 * 20000);                            // linear work, not 20,000 forwards of one point
+  SceneInferenceStats st;
+  torch::Tensor votes;
+  infer_scene_logits(c, counting_fn(&calls, &points), o, &st, &votes);
+  EXPECT_TRUE(votes.eq(1.0f).all().item<bool>());  // every point voted exactly once
+  EXPECT_EQ(points, 20000);                        // linear work, not 20,000 forwards of one point
+  EXPECT_EQ(calls, 1);                             // 20,000 points fit one default forward
+  EXPECT_EQ(st.forwards, calls);
+}
+
+TEST(PipelineBounds, IdenticalPointsWithOnePointChunksStayBounded) {
+  // Every sphere crop of identical points ties on distance: after the first crop makes no
+  // progress the rest is cut into slabs, and the forwards stay linear in the points.
+  datasets::PointCloudData c;
+  c.coord = torch::full({20000, 3}, -3.0f);
+  c.color = torch::zeros({20000, 3}, torch::kUInt8);
+  for (double grid : {0.04, 0.0}) {
+    SceneInferenceOptions o;
+    o.grid_size = grid;
+    o.max_points = 1;   // degenerate chunk: raised to kMinChunkPoints
+    o.fragments = kMaxFragments;
+    int64_t calls = 0, points = 0;
+    SceneInferenceStats st;
+    torch::Tensor votes;
+    infer_scene_logits(c, counting_fn(&calls, &points), o, &st, &votes);
+    EXPECT_TRUE(votes.ge(1.0f).all().item<bool>()) << grid;
+    const int64_t fragments = grid > 0 ? kMaxFragments : 1;
+    // per fragment: one crop that covers something, one that does not, then slabs of 64
+    EXPECT_LE(st.chunks, fragments * 2 + (20000 + kMinChunkPoints - 1) / kMinChunkPoints + fragments) << grid;
+    EXPECT_LE(points, 2 * 20000 + fragments * 2 * kMinChunkPoints) << grid;
+    EXPECT_LE(st.forwards, st.chunks) << grid;
+  }
 }
 
 TEST(PipelineBounds, OnePointChunksFromModelMetadataAreRaised) {

@@ -80,11 +80,13 @@ TEST(PipelineTrain, TinySemsegEndToEnd) {
   EXPECT_EQ(res.metrics->total, cloud.size());
   // the same evaluation as the training run's final one (fragments, no TTA)
   EXPECT_NEAR(res.metrics->oa, j["metrics"]["oa"].get<double>(), 1e-9);
-  write_prediction_ply(tmp.str("out/pred.ply"), cloud, res.pred);
+  write_prediction_ply(tmp.str("out/pred.ply"), cloud, res.pred, res.confidence);
   datasets::write_npy(tmp.str("out/pred.npy"), prediction_in_source_order(cloud, res.pred, source));
   EXPECT_EQ(datasets::read_npy(tmp.str("out/pred.npy")).size(0), source);
   const std::string head = test::read_file(tmp.str("out/pred.ply")).substr(0, 300);
-  EXPECT_NE(head.find("comment label=pred"), std::string::npos);
+  EXPECT_NE(head.find("property int pred"), std::string::npos) << head;
+  EXPECT_NE(head.find("property int gt"), std::string::npos) << head;
+  EXPECT_NE(head.find("property float confidence"), std::string::npos) << head;
   EXPECT_NE(head.find("element vertex " + std::to_string(cloud.size())), std::string::npos);
 }
 
