@@ -59,7 +59,7 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
       ->check(CLI::Range(int64_t{1}, pointcloud::kMaxFragments))
       ->capture_default_str();
   cmd->add_option("--chunk-points,--max-points", args->chunk_points,
-                  "Points per chunk and per forward: larger fragments are covered by overlapping sphere crops, so "
+                  "Points per chunk and per forward: larger fragments are cut into spatial blocks (3/4 core, 1/4 halo), so "
                   "peak memory follows this, not the scene (default: the model's eval.max_points, else " +
                       std::to_string(pointcloud::kDefaultChunkPoints) + ")")
       ->check(CLI::PositiveNumber);

@@ -1,7 +1,7 @@
 // Whole-scene inference without a trained network: fragments (one point per voxel each)
 // cover every point, voting averages one logit row per evaluated point and augmentation,
-// voxel mode copies a voxel's logits, sphere-crop chunking of large fragments still covers
-// every point; capped fragments cover every point; the bounded design equals the plain
+// voxel mode copies a voxel's logits, block chunking (core + halo) of large fragments still
+// covers every point; capped fragments cover every point; the bounded design equals the plain
 // grid-sample fragment voting where that fits; chunked equals unchunked for a per-point net.
 #include <gtest/gtest.h>
 
@@ -97,7 +97,11 @@ TEST(PipelineInference, LargeFragmentsAreChunkedAndStillCovered) {
   o.max_points = 200;
   auto chunks = scene_chunks(c.coord, o);
   EXPECT_GE(chunks.size(), 8u);
-  for (const auto& ch : chunks) EXPECT_LE(ch.size(0), 200);
+  EXPECT_LE(chunks.size(), static_cast<size_t>(kMaxChunksPerFragment));
+  for (const auto& ch : chunks) {
+    EXPECT_EQ(ch.size(0), 200);  // core + halo fill the chunk
+    EXPECT_EQ(std::get<0>(at::_unique(ch)).size(0), 200);  // no point twice in a chunk
+  }
   torch::Tensor votes;
   auto logits = infer_scene_logits(c, oracle(k), o, nullptr, &votes);
   EXPECT_TRUE(votes.ge(1.0f).all().item<bool>());  // every point voted at least once
@@ -135,7 +139,7 @@ TEST(PipelineInference, CappedFragmentsStillCoverEveryPoint) {
   auto c = uneven_cloud(4000, 500, 3, 6);
   SceneInferenceOptions o;
   o.grid_size = 0.1;
-  o.max_points = 100000;  // no crops: one chunk per fragment
+  o.max_points = 100000;  // no blocks: one chunk per fragment
   for (int64_t cap : {int64_t{1}, int64_t{3}, int64_t{7}}) {
     o.fragments = cap;
     auto chunks = scene_chunks(c.coord, o);
@@ -192,7 +196,7 @@ TEST(PipelineInference, EqualsPlainFragmentVotingWhereItFits) {
 }
 
 TEST(PipelineInference, ChunkedEqualsUnchunkedForAPointwiseNetwork) {
-  // A per-point network (its logits depend on the colour only): whatever crops cover a point,
+  // A per-point network (its logits depend on the colour only): whatever block holds a point,
   // its mean logits are its own, so chunked and unchunked inference agree to float tolerance.
   const int64_t k = 5;
   auto c = labelled_cloud(6000, k, 8);
@@ -205,12 +209,13 @@ TEST(PipelineInference, ChunkedEqualsUnchunkedForAPointwiseNetwork) {
   o.grid_size = 0.05;
   o.max_points = 1000000;
   SceneInferenceStats whole_st, chunked_st;
-  torch::Tensor chunked_votes;
-  auto whole = infer_scene_logits(c, pointwise, o, &whole_st);
-  o.max_points = 300;  // every fragment cut into overlapping sphere crops
+  torch::Tensor whole_votes, chunked_votes;
+  auto whole = infer_scene_logits(c, pointwise, o, &whole_st, &whole_votes);
+  o.max_points = 300;  // every fragment cut into blocks of 225 core + 75 halo points
   auto chunked = infer_scene_logits(c, pointwise, o, &chunked_st, &chunked_votes);
   EXPECT_GT(chunked_st.chunks, 4 * whole_st.chunks);
-  EXPECT_GT(chunked_votes.max().item<float>(), 1.0f);  // crops overlap
+  EXPECT_GT(chunked_st.points_in, whole_st.points_in);  // halos: context evaluated twice
+  EXPECT_TRUE(torch::equal(whole_votes, chunked_votes));  // but each point kept once per fragment
   EXPECT_TRUE(torch::allclose(whole, chunked, 1e-5, 1e-6));
   o.tta = true;
   o.tta_scales = {0.9, 1.1};

@@ -1,4 +1,4 @@
-// Whole-scene inference with bounded fragment voting, sphere-crop chunks and streaming
+// Whole-scene inference with bounded fragment voting, block chunks with halos and streaming
 // test-time augmentation (see inference.h for the bounds).
 #include "ewa/pointcloud/inference.h"
 
@@ -16,41 +16,58 @@ using datasets::PointCloudData;
 
 namespace {
 
-/// Splits the index set `frag` [V] into sphere crops of at most max_points until every
-/// index is covered (each crop is centred on the first still uncovered point). Each crop
-/// costs O(V), so the crop size is raised to at least kMinChunkPoints and V /
-/// kMaxChunksPerFragment, and after kMaxChunksPerFragment crops, or a crop that covers no new
-/// point (duplicates: every distance ties), the uncovered rest is cut into slabs along x: a
-/// model whose metadata says "1 point" cannot make this quadratic.
+/// One forward unit: `idx` [M] int64 point indices, the first `core` of them the block's own
+/// points (their logits are kept), the rest its halo (context only).
+struct SceneChunk {
+  torch::Tensor idx;
+  int64_t core = 0;
+};
+
+/// Covers the index set `frag` [V] with overlapping spatial blocks of at most max_points points:
+/// median splits along the longest axis (by position, so duplicates split too) until a block
+/// holds <= 3/4 max_points points (its core), then each block is filled up to max_points with
+/// the nearest other points of the fragment (distance to the block's box) as halo. Every point
+/// is in exactly one core. max_points is raised to kMinChunkPoints and to V / 96, so there are
+/// at most kMaxChunksPerFragment blocks and the halo search costs at most that many O(V) passes.
 void add_fragment_chunks(const torch::Tensor& coord, const torch::Tensor& frag, int64_t max_points,
-                         std::vector<torch::Tensor>& out) {
+                         std::vector<SceneChunk>& out) {
   const int64_t v = frag.size(0);
-  max_points = std::max({max_points, kMinChunkPoints, (v + kMaxChunksPerFragment - 1) / kMaxChunksPerFragment});
+  max_points = std::max({max_points, kMinChunkPoints, (v * 8 + 3 * kMaxChunksPerFragment - 1) / (3 * kMaxChunksPerFragment)});
   if (v <= max_points) {
-    out.push_back(frag);
+    out.push_back({frag, v});
     return;
   }
+  const int64_t core_max = (3 * max_points + 3) / 4;
   auto fc = coord.index_select(0, frag).contiguous();  // [V,3]
-  auto covered = torch::zeros({v}, torch::kBool);
-  int64_t covered_count = 0;
-  for (int64_t crops = 0; crops < kMaxChunksPerFragment; ++crops) {
-    auto open = covered.logical_not().nonzero();  // [U,1]
-    const int64_t j = open[0][0].item<int64_t>();
-    auto idx = ops::sphere_crop(fc, fc[j].clone(), max_points);  // [max_points] local
-    covered.index_fill_(0, idx, true);
-    out.push_back(frag.index_select(0, idx));
-    const int64_t now = covered.sum().item<int64_t>();
-    if (now == v) return;
-    if (now == covered_count) break;  // no progress: distance ties everywhere (duplicates)
-    covered_count = now;
+  std::vector<torch::Tensor> todo = {torch::arange(v, torch::kLong)}, leaves;  // local indices
+  while (!todo.empty()) {
+    auto node = std::move(todo.back());
+    todo.pop_back();
+    if (node.size(0) <= core_max) {
+      leaves.push_back(std::move(node));
+      continue;
+    }
+    auto pts = fc.index_select(0, node);                                             // [M,3]
+    auto extent = std::get<0>(pts.max(0)) - std::get<0>(pts.min(0));                 // [3]
+    const int64_t axis = extent.argmax().item<int64_t>();
+    auto order = std::get<1>(pts.select(1, axis).sort(/*stable=*/true, 0, false));  // [M]
+    const int64_t half = node.size(0) / 2;
+    todo.push_back(node.index_select(0, order.narrow(0, 0, half)));
+    todo.push_back(node.index_select(0, order.narrow(0, half, node.size(0) - half)));
   }
-  // Crops overlap, so covering can take many more than V / max_points of them: the points
-  // still uncovered go into slabs of max_points along x (bounded work, every point covered).
-  auto rest = covered.logical_not().nonzero().view({-1});                     // [U] local
-  auto order = std::get<1>(fc.index_select(0, rest).select(1, 0).sort());    // [U] by x
-  rest = rest.index_select(0, order);
-  for (int64_t a = 0; a < rest.size(0); a += max_points) {
-    out.push_back(frag.index_select(0, rest.narrow(0, a, std::min(max_points, rest.size(0) - a))));
+  for (const auto& leaf : leaves) {
+    const int64_t halo = std::min(max_points - leaf.size(0), v - leaf.size(0));
+    torch::Tensor local = leaf;
+    if (halo > 0) {
+      auto pts = fc.index_select(0, leaf);
+      auto lo = std::get<0>(pts.min(0)), hi = std::get<0>(pts.max(0));       // [3]
+      auto gap = torch::clamp_min(torch::maximum(lo - fc, fc - hi), 0.0);     // [V,3] distance to the box per axis
+      auto d2 = gap.mul_(gap).sum(1);                                         // [V]
+      d2.index_fill_(0, leaf, std::numeric_limits<float>::infinity());        // the core is not halo
+      auto near = std::get<1>(d2.topk(halo, 0, /*largest=*/false, /*sorted=*/false));  // [halo]
+      local = torch::cat({leaf, near});
+    }
+    out.push_back({frag.index_select(0, local), leaf.size(0)});
   }
 }
 
@@ -147,9 +164,12 @@ std::vector<torch::Tensor> scene_chunks(const torch::Tensor& coord, const SceneI
   SceneFragmentPlan plan(coord, o);
   if (inverse) *inverse = plan.inverse();
   if (voxel_points) *voxel_points = plan.reps();
-  std::vector<torch::Tensor> chunks;
+  std::vector<SceneChunk> chunks;
   for (int64_t f = 0; f < plan.size(); ++f) add_fragment_chunks(coord, plan.fragment(f), inference_chunk_size(o), chunks);
-  return chunks;
+  std::vector<torch::Tensor> out;
+  out.reserve(chunks.size());
+  for (auto& ch : chunks) out.push_back(std::move(ch.idx));
+  return out;
 }
 
 torch::Tensor infer_scene_logits(const PointCloudData& cloud, const SegLogitsFn& fn, const SceneInferenceOptions& o,
@@ -186,58 +206,55 @@ torch::Tensor infer_scene_logits(const PointCloudData& cloud, const SegLogitsFn&
     torch::Tensor voxel_sum;  // voxel mode: [V,K] this augmentation's logits per voxel
 
     // Chunks wait in `pending` until the next one would overflow a forward.
-    std::vector<torch::Tensor> pending;
-    std::vector<double> credit;  // progress credit of each pending chunk (fragment points)
+    std::vector<SceneChunk> pending;
     int64_t pending_points = 0;
     auto flush = [&] {
       if (pending.empty()) return;
-      std::vector<torch::Tensor> coords, feats;
+      std::vector<torch::Tensor> coords, feats, keep_rows, keep_idx;
       std::vector<int64_t> ends;
-      int64_t count = 0;
-      for (const auto& idx : pending) {
-        PointCloudData part = datasets::select_points(c, idx);
+      int64_t count = 0, cores = 0;
+      for (const auto& ch : pending) {
+        PointCloudData part = datasets::select_points(c, ch.idx);
         part.coord = shift_to_origin(part.coord);
         feats.push_back(make_features(part, o.features));
         coords.push_back(part.coord);
-        count += idx.size(0);
+        keep_rows.push_back(torch::arange(count, count + ch.core, torch::kLong));  // the core's rows
+        keep_idx.push_back(ch.idx.narrow(0, 0, ch.core));
+        count += ch.idx.size(0);
+        cores += ch.core;
         ends.push_back(count);
       }
       auto offset = torch::tensor(ends, torch::kLong);
       auto logits = fn(torch::cat(coords, 0), torch::cat(feats, 0), offset).to(torch::kCPU, torch::kFloat);  // [M,K]
       TORCH_CHECK(logits.dim() == 2 && logits.size(0) == count, "infer_scene_logits: the network returned ",
                   logits.sizes(), " for ", count, " points");
-      auto idx = torch::cat(pending, 0);  // [M] point indices
+      auto idx = torch::cat(keep_idx, 0);                                  // [C] core point indices
+      logits = logits.index_select(0, torch::cat(keep_rows, 0));           // [C,K] (halo rows dropped)
       if (!total.defined()) total = torch::zeros({n, logits.size(1)}, torch::kFloat);
       if (o.mode == "voxel") {
         if (!voxel_sum.defined()) voxel_sum = torch::zeros({plan.reps().size(0), logits.size(1)}, torch::kFloat);
         voxel_sum.index_add_(0, plan.inverse().index_select(0, idx), logits);
       } else {
         total.index_add_(0, idx, logits);
-        votes.index_add_(0, idx, torch::ones({count}, torch::kFloat));
+        votes.index_add_(0, idx, torch::ones({cores}, torch::kFloat));
       }
       ++st.forwards;
       st.chunks += static_cast<int64_t>(pending.size());
       st.points_in += count;
-      double done = 0;
-      for (double x : credit) done += x;
-      progress.done += static_cast<int64_t>(done + 0.5);
+      progress.done += cores;
       progress.forwards = st.forwards;
       progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (o.progress) o.progress(progress);
       pending.clear();
-      credit.clear();
       pending_points = 0;
     };
     for (int64_t f = 0; f < plan.size(); ++f) {
-      auto frag = plan.fragment(f);
-      std::vector<torch::Tensor> chunks;
-      add_fragment_chunks(c.coord, frag, inference_chunk_size(o), chunks);
-      const double share = static_cast<double>(frag.size(0)) / static_cast<double>(chunks.size());
+      std::vector<SceneChunk> chunks;
+      add_fragment_chunks(c.coord, plan.fragment(f), inference_chunk_size(o), chunks);
       for (auto& ch : chunks) {
-        if (!pending.empty() && pending_points + ch.size(0) > per_forward) flush();
-        pending_points += ch.size(0);
+        if (!pending.empty() && pending_points + ch.idx.size(0) > per_forward) flush();
+        pending_points += ch.idx.size(0);
         pending.push_back(std::move(ch));
-        credit.push_back(share);
       }
     }
     flush();

@@ -1,6 +1,6 @@
 // Whole-scene segmentation inference in bounded time and memory: at most F grid-sample test
-// fragments that cover every point, fragments larger than the chunk size covered by
-// overlapping sphere crops, test-time augmentation (scale x flip), logits summed per point.
+// fragments that cover every point, fragments larger than the chunk size cut into spatial
+// blocks with a halo of context, test-time augmentation (scale x flip), mean logits per point.
 #pragma once
 
 #include <torch/torch.h>
@@ -24,10 +24,11 @@ using SegLogitsFn =
 ///   options.fragments is clamped to [1, kMaxFragments]. A voxel with more points than
 ///   fragments puts several points into each fragment (point r of the voxel goes to fragment
 ///   r mod F), so every point is evaluated and 20,000 identical points are F fragments.
-/// - chunks: a fragment larger than the chunk size is covered by sphere crops of that size
-///   (raised to kMinChunkPoints and to V / kMaxChunksPerFragment); after
-///   kMaxChunksPerFragment crops, or a crop that covers no new point, the rest is cut into
-///   slabs along x.
+/// - chunks: a fragment of V points larger than the chunk size P is cut by median splits along
+///   the longest axis into blocks of <= 3/4 P points (cores; duplicates split by position), each
+///   filled up to P with the nearest other points as halo (context; only core logits are
+///   kept, so every point is voted once per fragment). P is raised to kMinChunkPoints and to
+///   V / 96, so a fragment has at most kMaxChunksPerFragment blocks.
 constexpr int64_t kMaxFragments = 32;
 constexpr int64_t kDefaultFragments = 4;
 constexpr int64_t kMinChunkPoints = 64;
@@ -46,8 +47,8 @@ struct SceneProgress {
 struct SceneInferenceOptions {
   std::string mode = "fragments";  ///< fragments | voxel
   double grid_size = 0.04;         ///< 0 = every point in one fragment
-  /// Chunk size: fragments larger than this are covered by overlapping sphere crops of this
-  /// many points (<= 0: kDefaultChunkPoints; raised as the bounds above say).
+  /// Chunk size: fragments larger than this are cut into blocks of this many points (core +
+  /// halo; <= 0: kDefaultChunkPoints; raised as the bounds above say).
   int64_t max_points = 0;
   /// Cap on test fragments per augmentation (clamped to [1, kMaxFragments]).
   int64_t fragments = kDefaultFragments;
@@ -65,8 +66,8 @@ struct SceneInferenceOptions {
 /// Inference statistics of one scene.
 struct SceneInferenceStats {
   int64_t forwards = 0;       ///< network calls
-  int64_t chunks = 0;         ///< fragments / crops evaluated
-  int64_t points_in = 0;      ///< points fed to the network in total
+  int64_t chunks = 0;         ///< fragments / blocks evaluated
+  int64_t points_in = 0;      ///< points fed to the network in total (halos included)
   int64_t fragments = 0;      ///< test fragments per augmentation (the last one's)
   int64_t augmentations = 0;  ///< 1, or the TTA variants
 };
@@ -75,16 +76,16 @@ struct SceneInferenceStats {
 /// (one augmentation), fragment by fragment: every point of the scene is in at least one
 /// chunk (fragments mode: min(options.fragments, largest voxel) fragments, each with one point
 /// per voxel plus, in voxels fuller than the fragment count, every F-th point; voxel mode:
-/// one point per voxel). Voxel mode: `inverse` [N] receives the voxel of each point and
+/// one point per voxel); a chunk of a split fragment lists its core points first, then halo. Voxel mode: `inverse` [N] receives the voxel of each point and
 /// `voxel_points` [V] the point evaluated for each voxel. (infer_scene_logits builds the same
 /// chunks one fragment at a time; this materialises them, for tests and tools.)
 std::vector<torch::Tensor> scene_chunks(const torch::Tensor& coord, const SceneInferenceOptions& options,
                                         torch::Tensor* inverse = nullptr, torch::Tensor* voxel_points = nullptr);
 
 /// Mean logits float32 [N,K] of every point of `cloud` over all its evaluations (fragments,
-/// overlapping crops, augmentations; voxel mode: a voxel's logits are copied to each of its
-/// points), so overlaps do not sharpen the softmax and the argmax equals that of the summed
-/// fragment votes. `votes` [N] float32 receives the evaluations per point (>= 1). Runs `fn`
+/// augmentations; voxel mode: a voxel's logits are copied to each of its points), so points
+/// repeated in several fragments do not get a sharper softmax and the argmax equals that of
+/// the summed fragment votes. `votes` [N] float32 receives the evaluations per point (>= 1). Runs `fn`
 /// without gradient. Each chunk's coordinates are shifted to a minimum of 0 before the
 /// features are built (as in training). Memory beyond the [N,K] sum and O(N) index tensors is
 /// one fragment's chunks and one forward.
