@@ -54,8 +54,8 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   cmd->add_option("--grid", args->grid, "Voxel size in metres (default: the model's)");
   cmd->add_option("--fragments", args->fragments,
-                  "At most this many test fragments per scene (1-32; voxels fuller than this put several points "
-                  "in each fragment, so every point is still voted)")
+                  "At most this many test fragments per scene (1-32), each one point per voxel; points of "
+                  "voxels fuller than this take their voxel's mean prediction")
       ->check(CLI::Range(int64_t{1}, pointcloud::kMaxFragments))
       ->capture_default_str();
   cmd->add_option("--chunk-points,--max-points", args->chunk_points,

@@ -68,7 +68,8 @@ TEST(PipelineInference, VotingSumsOneRowPerPointAndAugmentation) {
   auto c = labelled_cloud(2000, k, 2);
   SceneInferenceOptions o;
   o.grid_size = 0.08;
-  o.batch_points = 700;  // several forwards
+  o.fragments = kMaxFragments;  // every point in a fragment (none takes its voxel's mean)
+  o.batch_points = 700;         // several forwards
   int64_t seen = 0;
   SceneInferenceStats st;
   torch::Tensor votes;
@@ -78,6 +79,7 @@ TEST(PipelineInference, VotingSumsOneRowPerPointAndAugmentation) {
   EXPECT_TRUE(votes.ge(1.0f).all().item<bool>());                     // every point voted
   EXPECT_EQ(votes.sum().item<float>(), static_cast<float>(seen));     // each evaluated row lands once
   EXPECT_EQ(seen, st.points_in);
+  EXPECT_EQ(st.inherited, 0);
   EXPECT_TRUE(torch::equal(logits.argmax(1), c.segment));
   EXPECT_GT(st.forwards, 1);
   EXPECT_EQ(st.augmentations, 1);
@@ -135,8 +137,20 @@ PointCloudData uneven_cloud(int64_t n, int64_t dense, int64_t k, uint64_t seed) 
   return c;
 }
 
-TEST(PipelineInference, CappedFragmentsStillCoverEveryPoint) {
+TEST(PipelineInference, CappedFragmentsGiveEveryPointAPrediction) {
+  // F fragments of one point per voxel; the points of voxels fuller than F that no fragment
+  // holds take the mean logits of their voxel's evaluated points.
   auto c = uneven_cloud(4000, 500, 3, 6);
+  c.color = torch::randint(256, {4000, 3}, torch::kLong).to(torch::kUInt8);
+  auto w = torch::randn({3, 3});
+  SegLogitsFn pointwise = [w](const torch::Tensor&, const torch::Tensor& feat, const torch::Tensor&) {
+    return feat.narrow(1, 3, 3).matmul(w);  // [M,K] from the colour only
+  };
+  auto own = c.color.to(torch::kFloat).div(255.0).matmul(w);  // [N,K] each point's own logits
+  auto g = ops::grid_sample(c.coord, torch::full({1}, int64_t{4000}), 0.1, ops::GridSampleMode::kTest, std::nullopt,
+                            /*return_inverse=*/true);
+  const int64_t voxels = g.counts.size(0);
+  ASSERT_GT(g.counts.max().item<int64_t>(), 7);
   SceneInferenceOptions o;
   o.grid_size = 0.1;
   o.max_points = 100000;  // no blocks: one chunk per fragment
@@ -144,18 +158,34 @@ TEST(PipelineInference, CappedFragmentsStillCoverEveryPoint) {
     o.fragments = cap;
     auto chunks = scene_chunks(c.coord, o);
     ASSERT_EQ(static_cast<int64_t>(chunks.size()), cap) << cap;
-    auto hits = torch::zeros({4000}, torch::kLong);
-    for (const auto& ch : chunks) hits.index_add_(0, ch, torch::ones({ch.size(0)}, torch::kLong));
-    EXPECT_TRUE(hits.ge(1).all().item<bool>()) << cap;  // every point in at least one fragment
-    // the dense voxel's 500 points are split over the fragments, each evaluated exactly once
-    EXPECT_TRUE(hits.narrow(0, 0, 500).eq(1).all().item<bool>()) << cap;
-    EXPECT_LE(hits.sum().item<int64_t>(), 4000 + cap * 4000) << cap;
+    auto in_fragment = torch::zeros({4000}, torch::kBool);
+    for (const auto& ch : chunks) {
+      EXPECT_EQ(ch.size(0), voxels) << cap;  // one point per voxel
+      EXPECT_EQ(std::get<0>(at::_unique(g.inverse.index_select(0, ch))).size(0), voxels) << cap;
+      in_fragment.index_fill_(0, ch, true);
+    }
+    // voxels with <= F points: all their points are in a fragment
+    auto small = g.counts.index_select(0, g.inverse).le(cap);  // [N]
+    EXPECT_TRUE(in_fragment.logical_or(small.logical_not()).all().item<bool>()) << cap;
+    SceneInferenceStats st;
+    torch::Tensor votes;
+    auto logits = infer_scene_logits(c, pointwise, o, &st, &votes);
+    EXPECT_TRUE(votes.ge(1.0f).all().item<bool>()) << cap;
+    const int64_t left_out = 4000 - in_fragment.sum().item<int64_t>();
+    EXPECT_EQ(st.inherited, left_out) << cap;
+    EXPECT_EQ(st.points_in, cap * voxels) << cap;
+    // evaluated points keep their own logits; a left-out point gets its voxel's evaluated mean
+    auto evaluated = in_fragment.nonzero().view({-1});
+    EXPECT_TRUE(torch::allclose(logits.index_select(0, evaluated), own.index_select(0, evaluated), 1e-5, 1e-5)) << cap;
+    auto out = in_fragment.logical_not().nonzero().view({-1});
+    ASSERT_GT(out.size(0), 0) << cap;
+    for (int64_t t = 0; t < std::min<int64_t>(out.size(0), 5); ++t) {
+      const int64_t p = out[t].item<int64_t>();
+      auto mates = g.inverse.eq(g.inverse[p]).logical_and(in_fragment).nonzero().view({-1});
+      auto mean = own.index_select(0, mates).mean(0);
+      EXPECT_TRUE(torch::allclose(logits[p], mean, 1e-4, 1e-5)) << cap << " point " << p;
+    }
   }
-  // more fragments than the fullest voxel: the plain grid-sample fragment count
-  o.fragments = kMaxFragments;
-  o.grid_size = 0.5;
-  auto g = ops::grid_sample(c.coord, torch::full({1}, int64_t{4000}), 0.5, ops::GridSampleMode::kTest);
-  EXPECT_EQ(scene_chunks(c.coord, o).size(), std::min<size_t>(g.fragments.size(), kMaxFragments));
   o.fragments = 1000;  // clamped to kMaxFragments
   EXPECT_LE(static_cast<int64_t>(scene_chunks(c.coord, o).size()), kMaxFragments);
 }
@@ -207,6 +237,7 @@ TEST(PipelineInference, ChunkedEqualsUnchunkedForAPointwiseNetwork) {
   };
   SceneInferenceOptions o;
   o.grid_size = 0.05;
+  o.fragments = kMaxFragments;  // every point evaluated (no voxel means), in every TTA variant
   o.max_points = 1000000;
   SceneInferenceStats whole_st, chunked_st;
   torch::Tensor whole_votes, chunked_votes;

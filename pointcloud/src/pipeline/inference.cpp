@@ -24,11 +24,12 @@ struct SceneChunk {
 };
 
 /// Covers the index set `frag` [V] with overlapping spatial blocks of at most max_points points:
-/// median splits along the longest axis (by position, so duplicates split too) until a block
-/// holds <= 3/4 max_points points (its core), then each block is filled up to max_points with
-/// the nearest other points of the fragment (distance to the block's box) as halo. Every point
+/// splits along the longest axis (by position, so duplicates split too) into ceil(V / core_max)
+/// blocks of about equal size, core_max = 3/4 max_points (the cores), then each block gets the nearest other points of
+/// the fragment (distance to the block's box) as halo, up to max_points and at most a third of
+/// its core. Every point
 /// is in exactly one core. max_points is raised to kMinChunkPoints and to V / 96, so there are
-/// at most kMaxChunksPerFragment blocks and the halo search costs at most that many O(V) passes.
+/// at most kMaxChunksPerFragment / 2 blocks and the halo search costs at most that many O(V) passes.
 void add_fragment_chunks(const torch::Tensor& coord, const torch::Tensor& frag, int64_t max_points,
                          std::vector<SceneChunk>& out) {
   const int64_t v = frag.size(0);
@@ -51,12 +52,17 @@ void add_fragment_chunks(const torch::Tensor& coord, const torch::Tensor& frag, 
     auto extent = std::get<0>(pts.max(0)) - std::get<0>(pts.min(0));                 // [3]
     const int64_t axis = extent.argmax().item<int64_t>();
     auto order = std::get<1>(pts.select(1, axis).sort(/*stable=*/true, 0, false));  // [M]
-    const int64_t half = node.size(0) / 2;
-    todo.push_back(node.index_select(0, order.narrow(0, 0, half)));
-    todo.push_back(node.index_select(0, order.narrow(0, half, node.size(0) - half)));
+    // k = ceil(M / core_max) blocks: the split point leaves floor(k/2) of them on the left,
+    // so every block ends near V / ceil(V / core_max) points (halves would give blocks of
+    // down to core_max / 2 points and twice the halo)
+    const int64_t m = node.size(0), k = (m + core_max - 1) / core_max;
+    const int64_t left = m * (k / 2) / k;
+    todo.push_back(node.index_select(0, order.narrow(0, 0, left)));
+    todo.push_back(node.index_select(0, order.narrow(0, left, m - left)));
   }
   for (const auto& leaf : leaves) {
-    const int64_t halo = std::min(max_points - leaf.size(0), v - leaf.size(0));
+    // halo: up to the chunk size, and at most a third of the core (overlap <= 4/3 whatever V)
+    const int64_t halo = std::min({max_points - leaf.size(0), v - leaf.size(0), (leaf.size(0) + 2) / 3});
     torch::Tensor local = leaf;
     if (halo > 0) {
       auto pts = fc.index_select(0, leaf);
@@ -85,26 +91,25 @@ class SceneFragmentPlan {
     }
     auto offset = torch::full({1}, n_, torch::kLong);
     auto g = ops::grid_sample(coord, offset, o.grid_size, ops::GridSampleMode::kVoxels, std::nullopt,
-                              /*return_inverse=*/o.mode == "voxel");
+                              /*return_inverse=*/true);
     counts_ = g.counts;                                                // [V]
+    inverse_ = g.inverse;                                              // [N] voxel of each point
     auto starts = counts_.cumsum(0) - counts_;                         // [V] first row of each voxel
     if (o.mode == "voxel") {
-      inverse_ = g.inverse;                                            // [N]
       reps_ = g.order.index_select(0, starts);                         // [V] first point of each voxel
       all_ = reps_;
       return;
     }
     order_ = g.order;                                                  // [N] points voxel by voxel
-    nf_ = std::min(cap, counts_.max().item<int64_t>());
-    // Row r of voxel v (count c) goes to fragment r when c <= F (and, repeated, to every
-    // fragment f with f mod c == r), to fragment r mod F when c > F: fragment f keeps the rows
-    // whose slot equals f mod c (for c > F, f mod c = f).
-    const bool narrow = n_ < std::numeric_limits<int32_t>::max();
-    auto vox = torch::repeat_interleave(counts_);                      // [N] voxel of each row
-    auto rank = torch::arange(n_, torch::kLong) - starts.index_select(0, vox);  // [N]
+    const int64_t fullest = counts_.max().item<int64_t>();
+    nf_ = std::min(cap, fullest);
+    // Fragment f takes row f mod c of every voxel (c its points): one point per voxel, as in
+    // training. Rows >= F of voxels fuller than F are in no fragment (`inherit_`).
+    auto vox = torch::repeat_interleave(counts_);                                // [N] voxel of each row
+    slot_ = torch::arange(n_, torch::kLong) - starts.index_select(0, vox);       // [N] rank in the voxel
     count_ = counts_.index_select(0, vox);                                       // [N]
-    slot_ = torch::where(count_.gt(nf_), rank.remainder(nf_), rank);             // [N]
-    if (narrow) {
+    if (nf_ < fullest) inherit_ = order_.masked_select(slot_.ge(nf_));          // [U]
+    if (n_ < std::numeric_limits<int32_t>::max()) {
       count_ = count_.to(torch::kInt);
       slot_ = slot_.to(torch::kInt);
     }
@@ -119,13 +124,13 @@ class SceneFragmentPlan {
     return order_.masked_select(slot_.eq(target));
   }
 
-  /// Points of fragment f (without building it).
-  int64_t fragment_points(int64_t f) const {
-    if (all_.defined()) return all_.size(0);
-    auto per_voxel = torch::where(counts_.gt(nf_), (counts_ - f + nf_ - 1).div(nf_, "floor"), torch::ones_like(counts_));
-    return per_voxel.sum().item<int64_t>();
-  }
+  /// Points of fragment f (without building it): one per voxel.
+  int64_t fragment_points(int64_t) const { return all_.defined() ? all_.size(0) : counts_.size(0); }
 
+  /// Points in no fragment ([U] int64; undefined when every point is in one): they take the
+  /// mean logits of their voxel's evaluated points.
+  const torch::Tensor& inherit() const { return inherit_; }
+  int64_t voxels() const { return counts_.defined() ? counts_.size(0) : n_; }
   const torch::Tensor& inverse() const { return inverse_; }
   const torch::Tensor& reps() const { return reps_; }
 
@@ -138,6 +143,7 @@ class SceneFragmentPlan {
   torch::Tensor slot_;    // [N] int32/int64
   torch::Tensor count_;   // [N] int32/int64
   torch::Tensor inverse_, reps_;
+  torch::Tensor inherit_;  // [U]
 };
 
 /// Augmentations: (scale, flip x, flip y).
@@ -203,7 +209,9 @@ torch::Tensor infer_scene_logits(const PointCloudData& cloud, const SegLogitsFn&
     int64_t aug_points = 0;
     for (int64_t f = 0; f < plan.size(); ++f) aug_points += plan.fragment_points(f);
     progress.total = progress.done + aug_points * static_cast<int64_t>(augs.size() - a);
-    torch::Tensor voxel_sum;  // voxel mode: [V,K] this augmentation's logits per voxel
+    // voxel mode, or fragments that leave points out: this augmentation's logits per voxel
+    const bool per_voxel = o.mode == "voxel" || plan.inherit().defined();
+    torch::Tensor voxel_sum, voxel_votes;  // [V,K], [V]
 
     // Chunks wait in `pending` until the next one would overflow a forward.
     std::vector<SceneChunk> pending;
@@ -231,10 +239,16 @@ torch::Tensor infer_scene_logits(const PointCloudData& cloud, const SegLogitsFn&
       auto idx = torch::cat(keep_idx, 0);                                  // [C] core point indices
       logits = logits.index_select(0, torch::cat(keep_rows, 0));           // [C,K] (halo rows dropped)
       if (!total.defined()) total = torch::zeros({n, logits.size(1)}, torch::kFloat);
-      if (o.mode == "voxel") {
-        if (!voxel_sum.defined()) voxel_sum = torch::zeros({plan.reps().size(0), logits.size(1)}, torch::kFloat);
-        voxel_sum.index_add_(0, plan.inverse().index_select(0, idx), logits);
-      } else {
+      if (per_voxel) {
+        if (!voxel_sum.defined()) {
+          voxel_sum = torch::zeros({plan.voxels(), logits.size(1)}, torch::kFloat);
+          voxel_votes = torch::zeros({plan.voxels()}, torch::kFloat);
+        }
+        auto vox = plan.inverse().index_select(0, idx);  // [C]
+        voxel_sum.index_add_(0, vox, logits);
+        voxel_votes.index_add_(0, vox, torch::ones({cores}, torch::kFloat));
+      }
+      if (o.mode != "voxel") {
         total.index_add_(0, idx, logits);
         votes.index_add_(0, idx, torch::ones({cores}, torch::kFloat));
       }
@@ -261,6 +275,13 @@ torch::Tensor infer_scene_logits(const PointCloudData& cloud, const SegLogitsFn&
     if (o.mode == "voxel") {
       total.add_(voxel_sum.index_select(0, plan.inverse()));  // every point: its voxel's logits
       votes.add_(1.0f);
+    } else if (plan.inherit().defined()) {
+      // points of voxels fuller than F: the mean logits of their voxel's evaluated points
+      const auto& u = plan.inherit();
+      auto vox = plan.inverse().index_select(0, u);                                             // [U]
+      total.index_add_(0, u, voxel_sum.index_select(0, vox) / voxel_votes.index_select(0, vox).unsqueeze(1));
+      votes.index_add_(0, u, torch::ones({u.size(0)}, torch::kFloat));
+      st.inherited += u.size(0);
     }
   }
   progress.done = progress.total;

@@ -105,6 +105,7 @@ nlohmann::json segment_summary(const SegmentResult& r, const PointCloudData& clo
   j["forwards"] = r.stats.forwards;
   j["chunks"] = r.stats.chunks;
   j["points_evaluated"] = r.stats.points_in;
+  j["points_inherited"] = r.stats.inherited;
   j["seconds"] = r.seconds;
   j["peak_rss_bytes"] = peak_rss_bytes();
   const int64_t k = static_cast<int64_t>(info.class_names.size());

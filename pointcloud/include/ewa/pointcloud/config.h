@@ -150,11 +150,11 @@ struct SegEvalOptions {
   /// Evaluation during training (every train.eval_every epochs): same choices; voxel is fast.
   TORCH_ARG(std::string, mode_during_training) = "voxel";
   /// Chunk size: fragments larger than this are covered by overlapping sphere crops, and a
-  /// forward holds at most this many points (0 = the default, kDefaultChunkPoints = 200,000).
+  /// forward holds at most this many points (0 = the default, kDefaultChunkPoints = 150,000).
   TORCH_ARG(int64_t, max_points) = 0;
-  /// At most this many test fragments per scene (1..32, kMaxFragments); voxels fuller than
-  /// this put several points into each fragment, so every point is still evaluated.
-  TORCH_ARG(int64_t, fragments) = 4;
+  /// At most this many test fragments per scene (1..32, kMaxFragments), one point per voxel
+  /// each; points of voxels fuller than this take their voxel's mean logits.
+  TORCH_ARG(int64_t, fragments) = 2;
   /// Test-time augmentation (final evaluation and `ewa segment --tta`): every scale x
   /// (no flip, x flip, y flip, xy flip when tta_flip), logits summed.
   TORCH_ARG(bool, tta) = false;

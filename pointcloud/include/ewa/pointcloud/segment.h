@@ -58,7 +58,7 @@ void write_probabilities_npy(const std::string& path, const datasets::PointCloud
 
 /// The JSON summary of one scene: {"scene", "input", "points", "source_points", "classes",
 /// "mode", "grid_size", "chunk_points", "fragments", "augmentations", "forwards", "chunks",
-/// "points_evaluated", "seconds", "peak_rss_bytes", "predicted": {class: points}, and with
+/// "points_evaluated", "points_inherited" (points of voxels fuller than F, given their voxel's mean), "seconds", "peak_rss_bytes", "predicted": {class: points}, and with
 /// ground truth "metrics": metrics_json (per-class IoU, mIoU, mAcc, OA, confusion)}.
 nlohmann::json segment_summary(const SegmentResult& result, const datasets::PointCloudData& cloud,
                                const SegModelInfo& info, const SegmentOptions& options, int64_t source_points);
