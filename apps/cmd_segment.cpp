@@ -49,7 +49,7 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--summary", args->summary,
                   "JSON summary of the scene (default: <out without .ply>.summary.json); one input only");
   cmd->add_flag("--tta", args->tta, "Test-time augmentation (scales 0.9/1/1.1 x flips), streamed into one sum");
-  cmd->add_option("--mode", args->mode, "fragments (every point voted) | voxel (fast: one point per voxel)")
+  cmd->add_option("--mode", args->mode, "fragments (bounded fragment voting) | voxel (fast: one point per voxel)")
       ->check(CLI::IsMember({"fragments", "voxel"}))
       ->capture_default_str();
   cmd->add_option("--grid", args->grid, "Voxel size in metres (default: the model's)");
