@@ -74,6 +74,7 @@ TEST(PipelineTrain, TinySemsegEndToEnd) {
   auto cloud = read_scene_file(tmp.str("raw/Area_2/room_1"), spec, &source);
   ASSERT_TRUE(cloud.has_segment());
   SegmentOptions opt;
+  opt.fragments = cfg.eval().fragments();  // the evaluation's cap (32), not the CLI default
   auto res = segment_cloud(model, info, cloud, opt);
   ASSERT_EQ(res.pred.size(0), cloud.size());
   ASSERT_TRUE(res.metrics.has_value());

@@ -153,8 +153,10 @@ struct SegEvalOptions {
   /// forward holds at most this many points (0 = the default, kDefaultChunkPoints = 150,000).
   TORCH_ARG(int64_t, max_points) = 0;
   /// At most this many test fragments per scene (1..32, kMaxFragments), one point per voxel
-  /// each; points of voxels fuller than this take their voxel's mean logits.
-  TORCH_ARG(int64_t, fragments) = 2;
+  /// each; points of voxels fuller than this take their voxel's mean logits. The evaluation
+  /// default is the bound itself (closest to the full fragment protocol); `ewa segment`
+  /// defaults to kDefaultFragments.
+  TORCH_ARG(int64_t, fragments) = 32;
   /// Test-time augmentation (final evaluation and `ewa segment --tta`): every scale x
   /// (no flip, x flip, y flip, xy flip when tta_flip), logits summed.
   TORCH_ARG(bool, tta) = false;
