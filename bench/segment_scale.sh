@@ -50,17 +50,17 @@ if [ ! -f rooms-small/done ]; then
 fi
 one_step=(--set data.loop=1 --set train.epochs=1 --set train.batch_size=1 --set train.eval_every=0 -q)
 if [ ! -f seg50/model.safetensors ]; then
-  ewa train "$here/configs/s3dis/semseg-pt-vanilla.yaml" --run-dir seg50 --set data.format=synth_rooms \
+  ewa --log-level error train "$here/configs/s3dis/semseg-pt-vanilla.yaml" --run-dir seg50 --set data.format=synth_rooms \
     --set data.root=rooms-small-cache --set 'data.train_areas=[1]' --set data.test_area=2 \
     --set data.max_points=2000 --set eval.mode=voxel "${one_step[@]}" >/dev/null
 fi
 if [ ! -f quickstart/model.safetensors ]; then
-  ewa train "$here/configs/synth_rooms/quickstart-ewa.yaml" --run-dir quickstart --set data.format=synth_rooms \
+  ewa --log-level error train "$here/configs/synth_rooms/quickstart-ewa.yaml" --run-dir quickstart --set data.format=synth_rooms \
     --set data.root=rooms-small-cache --set 'data.train_areas=[1]' --set data.test_area=2 \
     --set eval.mode=voxel "${one_step[@]}" >/dev/null
 fi
 if [ -d "$shared/mosd/learn" ] && [ ! -f mosd/model.safetensors ]; then
-  ewa train "$here/configs/mosd/semseg-pt-vanilla.yaml" --run-dir mosd --set data.root="$shared/mosd/learn" \
+  ewa --log-level error train "$here/configs/mosd/semseg-pt-vanilla.yaml" --run-dir mosd --set data.root="$shared/mosd/learn" \
     --set eval.mode=voxel --set eval.max_scenes_during_training=1 "${one_step[@]}" >/dev/null
 fi
 
