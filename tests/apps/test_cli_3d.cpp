@@ -49,15 +49,25 @@ TEST(Cli3d, SynthPrepareTrainSegmentView) {
 
   // segment a raw room folder (ground truth known -> metrics table)
   const std::string ply = tmp.str("out/pred.ply");
-  r = run_ewa("segment " + q(run + "/model.safetensors") + " " + q(raw + "/Area_2/room_1") + " --out " + q(ply));
+  r = run_ewa("segment " + q(run + "/model.safetensors") + " " + q(raw + "/Area_2/room_1") + " --out " + q(ply) +
+              " --probabilities " + q(tmp.str("out/prob.npy")) + " --fragments 2 --chunk-points 500");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("mIoU"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("[12] fragments, [0-9]+ forwards"))) << r.out;
   ASSERT_TRUE(fs::exists(ply));
   ASSERT_TRUE(fs::exists(tmp.str("out/room_1_pred.npy")));
   ASSERT_TRUE(fs::exists(tmp.str("out/pred.classes.txt")));
   const std::string head = read_file(ply).substr(0, 400);
-  EXPECT_NE(head.find("property int label"), std::string::npos) << head;
+  EXPECT_NE(head.find("property int pred"), std::string::npos) << head;
   EXPECT_NE(head.find("property int gt"), std::string::npos) << head;
+  EXPECT_NE(head.find("property float confidence"), std::string::npos) << head;
+  const std::string prob = read_file(tmp.str("out/prob.npy")).substr(0, 128);
+  EXPECT_NE(prob.find("'descr': '<f2'"), std::string::npos) << prob;
+  const std::string summary = read_file(tmp.str("out/pred.summary.json"));
+  for (const char* key : {"\"forwards\"", "\"fragments\"", "\"points_inherited\"", "\"peak_rss_bytes\"", "\"miou\"",
+                          "\"confusion\"", "\"chunk_points\": 500"}) {
+    EXPECT_NE(summary.find(key), std::string::npos) << key << "\n" << summary;
+  }
 
   // a .npy cloud without labels, explicit --npy; voxel mode
   r = run_ewa("segment " + q(run + "/model.safetensors") + " " + q(cache + "/Area_2/room_1.h5") + " --out " +

@@ -1,5 +1,7 @@
 // PCD (ascii / binary / binary_compressed, organised with NaN points) and PLY (ascii /
 // binary) readers with label fields, LZF, label maps, the PLY writer, and real mOSD/Kinect.
+#include "ewa/datasets/points/cloud_formats.h"
+#include "ewa/datasets/points/npy.h"
 #include "ewa/datasets/points/pcd_ply.h"
 #include "test_util.h"
 
@@ -167,6 +169,41 @@ TEST(PointsPly, WriterRoundTripsBinaryAndAscii) {
   write_labelled_ply(tmp.str("nogt.ply"), coord, {}, label);
   EXPECT_FALSE(read_ply(tmp.str("nogt.ply")).has("gt"));
   EXPECT_THROW(write_labelled_ply(tmp.str("x.ply"), coord, color, label.narrow(0, 0, 5)), std::exception);
+}
+
+TEST(PointsPly, PointWriterColumnsRoundTripThroughOpenCloud) {
+  // `ewa segment`'s layout: pred (int), gt (int), confidence (float), binary and ascii, read
+  // back by the shared reader into `extra`; a bad column is refused.
+  TempDir tmp;
+  torch::manual_seed(2);
+  auto coord = torch::randn({30, 3});
+  auto pred = torch::randint(0, 5, {30}, torch::kInt64);
+  auto gt = torch::randint(-1, 5, {30}, torch::kInt64);
+  auto conf = torch::rand({30});
+  for (bool binary : {true, false}) {
+    const std::string p = tmp.str(binary ? "b.ply" : "a.ply");
+    write_point_ply(p, coord, {}, {{"pred", pred}, {"gt", gt}, {"confidence", conf}}, binary);
+    auto s = open_cloud(p);
+    ASSERT_EQ(s.cloud.size(), 30) << binary;
+    EXPECT_FALSE(s.cloud.has_segment()) << binary;
+    EXPECT_TRUE(torch::equal(s.cloud.extra.at("pred").to(torch::kInt64), pred)) << binary;
+    EXPECT_TRUE(torch::equal(s.cloud.extra.at("gt").to(torch::kInt64), gt)) << binary;
+    ASSERT_TRUE(s.cloud.extra.at("confidence").is_floating_point()) << binary;
+    EXPECT_TRUE(torch::allclose(s.cloud.extra.at("confidence").to(torch::kFloat), conf, 0, 1e-7)) << binary;
+  }
+  EXPECT_THROW(write_point_ply(tmp.str("x.ply"), coord, {}, {{"pred", pred.narrow(0, 0, 3)}}), std::exception);
+  EXPECT_THROW(write_point_ply(tmp.str("y.ply"), coord, {}, {{"bad name", pred}}), std::exception);
+}
+
+TEST(PointsNpy, Float16RoundTrips) {
+  TempDir tmp;
+  auto t = torch::tensor({{0.25f, 1.0f}, {std::nanf(""), 0.5f}}).to(torch::kHalf);
+  write_npy(tmp.str("h.npy"), t);
+  auto back = read_npy(tmp.str("h.npy"));
+  ASSERT_EQ(back.scalar_type(), torch::kHalf);
+  auto f = back.to(torch::kFloat), want = t.to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(torch::isnan(f), torch::isnan(want)));
+  EXPECT_TRUE(torch::equal(torch::nan_to_num(f, 0.0), torch::nan_to_num(want, 0.0)));
 }
 
 TEST(PointsLabelMap, ParsesAndAppliesFirstMatchingRule) {

@@ -1,6 +1,6 @@
 // Inference and training bounds found by hostile inputs: 20,000 identical points (one voxel,
-// once 20,000 one-point fragments), a model whose metadata asks for 1-point chunks (once
-// quadratic chunking), and point classification with a training set of size % batch == 1
+// once 20,000 one-point fragments; now F fragments, and with 1-point chunks a bounded number
+// of blocks), a model whose metadata asks for 1-point chunks (once quadratic chunking), and point classification with a training set of size % batch == 1
 // (once a BatchNorm batch of one).
 #include <gtest/gtest.h>
 
@@ -26,14 +26,42 @@ TEST(PipelineBounds, IdenticalPointsGiveFewFragmentsThatCoverEveryPoint) {
   SceneInferenceOptions o;
   o.grid_size = 0.04;
   auto chunks = scene_chunks(c.coord, o);
-  EXPECT_LE(static_cast<int64_t>(chunks.size()), kMaxFragments);
-  auto covered = torch::zeros({20000}, torch::kBool);
-  for (const auto& ch : chunks) covered.index_fill_(0, ch, true);
-  EXPECT_TRUE(covered.all().item<bool>());
+  ASSERT_EQ(static_cast<int64_t>(chunks.size()), kDefaultFragments);  // one voxel: F one-point fragments
+  for (const auto& ch : chunks) EXPECT_EQ(ch.size(0), 1);
   int64_t calls = 0, points = 0;
-  auto logits = infer_scene_logits(c, counting_fn(&calls, &points), o);
-  EXPECT_TRUE(logits.sum(1).ge(1.0f).all().item<bool>());  // every point voted
-  EXPECT_LE(points, 2 * 20000);                            // linear work, not 20,000 forwards of one point
+  SceneInferenceStats st;
+  torch::Tensor votes;
+  auto logits = infer_scene_logits(c, counting_fn(&calls, &points), o, &st, &votes);
+  EXPECT_TRUE(votes.eq(1.0f).all().item<bool>());  // every point gets one prediction
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  EXPECT_EQ(points, kDefaultFragments);             // not 20,000 forwards of one point
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(st.forwards, calls);
+  EXPECT_EQ(st.inherited, 20000 - kDefaultFragments);  // the rest take their voxel's mean
+}
+
+TEST(PipelineBounds, IdenticalPointsWithOnePointChunksStayBounded) {
+  // Identical points have a zero-size box: median splits go by position, the halo search ties
+  // everywhere, and the work stays linear in the points.
+  datasets::PointCloudData c;
+  c.coord = torch::full({20000, 3}, -3.0f);
+  c.color = torch::zeros({20000, 3}, torch::kUInt8);
+  for (double grid : {0.04, 0.0}) {
+    SceneInferenceOptions o;
+    o.grid_size = grid;
+    o.max_points = 1;   // degenerate chunk: raised to kMinChunkPoints and V / 96
+    o.fragments = kMaxFragments;
+    int64_t calls = 0, points = 0;
+    SceneInferenceStats st;
+    torch::Tensor votes;
+    infer_scene_logits(c, counting_fn(&calls, &points), o, &st, &votes);
+    EXPECT_TRUE(votes.eq(1.0f).all().item<bool>()) << grid;  // each point one prediction
+    const int64_t fragments = grid > 0 ? kMaxFragments : 1;
+    EXPECT_EQ(st.fragments, fragments) << grid;
+    EXPECT_LE(st.chunks, fragments * kMaxChunksPerFragment) << grid;
+    EXPECT_LE(points, 3 * 20000) << grid;  // blocks: core >= 3/8 of the chunk
+    EXPECT_LE(st.forwards, st.chunks) << grid;
+  }
 }
 
 TEST(PipelineBounds, OnePointChunksFromModelMetadataAreRaised) {
@@ -45,9 +73,9 @@ TEST(PipelineBounds, OnePointChunksFromModelMetadataAreRaised) {
   o.grid_size = 0;   // one fragment of every point
   o.max_points = 1;  // as a hostile model file could say
   auto chunks = scene_chunks(c.coord, o);
-  // at most kMaxChunksPerFragment crops, then slabs of the uncovered rest
-  const int64_t cap = std::max<int64_t>(kMinChunkPoints, (30000 + kMaxChunksPerFragment - 1) / kMaxChunksPerFragment);
-  EXPECT_LE(static_cast<int64_t>(chunks.size()), kMaxChunksPerFragment + (30000 + cap - 1) / cap);
+  // the chunk is raised to V / 96 points, so there are at most kMaxChunksPerFragment blocks
+  const int64_t cap = std::max<int64_t>(kMinChunkPoints, (30000 + 95) / 96);
+  EXPECT_LE(static_cast<int64_t>(chunks.size()), kMaxChunksPerFragment);
   auto covered = torch::zeros({30000}, torch::kBool);
   for (const auto& ch : chunks) {
     EXPECT_LE(ch.size(0), cap);

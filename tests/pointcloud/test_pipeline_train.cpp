@@ -74,17 +74,20 @@ TEST(PipelineTrain, TinySemsegEndToEnd) {
   auto cloud = read_scene_file(tmp.str("raw/Area_2/room_1"), spec, &source);
   ASSERT_TRUE(cloud.has_segment());
   SegmentOptions opt;
+  opt.fragments = cfg.eval().fragments();  // the evaluation's cap (32), not the CLI default
   auto res = segment_cloud(model, info, cloud, opt);
   ASSERT_EQ(res.pred.size(0), cloud.size());
   ASSERT_TRUE(res.metrics.has_value());
   EXPECT_EQ(res.metrics->total, cloud.size());
   // the same evaluation as the training run's final one (fragments, no TTA)
   EXPECT_NEAR(res.metrics->oa, j["metrics"]["oa"].get<double>(), 1e-9);
-  write_prediction_ply(tmp.str("out/pred.ply"), cloud, res.pred);
+  write_prediction_ply(tmp.str("out/pred.ply"), cloud, res.pred, res.confidence);
   datasets::write_npy(tmp.str("out/pred.npy"), prediction_in_source_order(cloud, res.pred, source));
   EXPECT_EQ(datasets::read_npy(tmp.str("out/pred.npy")).size(0), source);
   const std::string head = test::read_file(tmp.str("out/pred.ply")).substr(0, 300);
-  EXPECT_NE(head.find("comment label=pred"), std::string::npos);
+  EXPECT_NE(head.find("property int pred"), std::string::npos) << head;
+  EXPECT_NE(head.find("property int gt"), std::string::npos) << head;
+  EXPECT_NE(head.find("property float confidence"), std::string::npos) << head;
   EXPECT_NE(head.find("element vertex " + std::to_string(cloud.size())), std::string::npos);
 }
 

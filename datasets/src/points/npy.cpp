@@ -81,6 +81,7 @@ torch::Tensor read_npy(const std::string& path) {
   int size;
   if (code == "f4") st = torch::kFloat32, size = 4;
   else if (code == "f8") st = torch::kFloat64, size = 8;
+  else if (code == "f2") st = torch::kFloat16, size = 2;
   else if (code == "u1") st = torch::kUInt8, size = 1;
   else if (code == "i1") st = torch::kInt8, size = 1;
   else if (code == "b1") st = torch::kBool, size = 1;
@@ -89,7 +90,7 @@ torch::Tensor read_npy(const std::string& path) {
   else if (code == "i8") st = torch::kInt64, size = 8;
   else {
     TORCH_CHECK(false, path, ": unsupported .npy dtype '", descr,
-                "' (supported: <f4 <f8 |u1 |i1 |b1 <i2 <i4 <i8 and their '>' forms)");
+                "' (supported: <f2 <f4 <f8 |u1 |i1 |b1 <i2 <i4 <i8 and their '>' forms)");
   }
   TORCH_CHECK(order == '<' || order == '|' || order == '>' || order == '=', path, ": bad byte order in '", descr, "'");
   const int64_t n = bounded::checked_product(shape, path, ".npy shape '" + shape_s.substr(0, 80) + "'");
@@ -110,6 +111,7 @@ void write_npy(const std::string& path, const torch::Tensor& in) {
   switch (t.scalar_type()) {
     case torch::kFloat32: descr = "<f4"; break;
     case torch::kFloat64: descr = "<f8"; break;
+    case torch::kFloat16: descr = "<f2"; break;
     case torch::kUInt8: descr = "|u1"; break;
     case torch::kInt8: descr = "|i1"; break;
     case torch::kBool: descr = "|b1"; break;

@@ -603,34 +603,27 @@ PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions&
   return c;
 }
 
-void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, const torch::Tensor& color_in,
-                        const torch::Tensor& label_in, const torch::Tensor& gt_in, bool binary,
-                        const std::vector<std::string>& comments,
-                        const std::vector<std::pair<std::string, torch::Tensor>>& float_fields) {
+void write_point_ply(const std::string& path, const torch::Tensor& coord_in, const torch::Tensor& color_in,
+                     const std::vector<PlyColumn>& columns, bool binary, const std::vector<std::string>& comments) {
   TORCH_CHECK(coord_in.dim() == 2 && coord_in.size(1) == 3, path, ": coord must be [N,3], found ", coord_in.sizes());
-  int64_t n = coord_in.size(0);
+  const int64_t n = coord_in.size(0);
   auto coord = coord_in.to(torch::kFloat32).contiguous().cpu();
-  TORCH_CHECK(label_in.defined() && label_in.numel() == n && !label_in.is_floating_point(), path,
-              ": label must be integer [", n, "]");
-  auto label = label_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
   torch::Tensor color = color_in.defined() && color_in.numel() > 0 ? color_in : torch::full({n, 3}, 128, torch::kUInt8);
   TORCH_CHECK(color.sizes() == coord.sizes() && color.scalar_type() == torch::kUInt8, path,
               ": color must be uint8 [N,3]");
   color = color.contiguous().cpu();
-  bool has_gt = gt_in.defined() && gt_in.numel() > 0;
-  torch::Tensor gt;
-  if (has_gt) {
-    TORCH_CHECK(gt_in.numel() == n && !gt_in.is_floating_point(), path, ": gt must be integer [", n, "]");
-    gt = gt_in.reshape({-1}).to(torch::kInt32).contiguous().cpu();
-  }
-  std::vector<torch::Tensor> extra;  // float32 [N] each
-  std::string extra_header;
-  for (const auto& [name, t] : float_fields) {
-    TORCH_CHECK(!name.empty() && name.find_first_of(" \t\r\n") == std::string::npos, path,
-                ": bad PLY property name '", name, "'");
-    TORCH_CHECK(t.defined() && t.numel() == n, path, ": field '", name, "' must have ", n, " values");
-    extra.push_back(t.reshape({-1}).to(torch::kFloat32).contiguous().cpu());
-    extra_header += "property float " + name + "\n";
+  // every column as 4-byte values: int32 or float32
+  std::vector<torch::Tensor> cols;
+  std::vector<bool> is_float;
+  std::string props;
+  for (const auto& c : columns) {
+    TORCH_CHECK(!c.name.empty() && c.name.find_first_of(" \t\r\n") == std::string::npos, path,
+                ": bad PLY column name '", c.name, "'");
+    TORCH_CHECK(c.values.defined() && c.values.numel() == n, path, ": column ", c.name, " must have ", n, " values");
+    const bool f = c.values.is_floating_point();
+    cols.push_back(c.values.reshape({-1}).to(f ? torch::kFloat32 : torch::kInt32).contiguous().cpu());
+    is_float.push_back(f);
+    props += std::string("property ") + (f ? "float " : "int ") + c.name + "\n";
   }
   std::string out = "ply\nformat " + std::string(binary ? "binary_little_endian" : "ascii") + " 1.0\n";
   for (const auto& c : comments) {
@@ -640,11 +633,9 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
   }
   out += "element vertex " + std::to_string(n) +
          "\nproperty float x\nproperty float y\nproperty float z\nproperty uchar red\n"
-         "property uchar green\nproperty uchar blue\nproperty int label\n" +
-         (has_gt ? "property int gt\n" : "") + extra_header + "end_header\n";
+         "property uchar green\nproperty uchar blue\n" + props + "end_header\n";
   if (binary) {
-    const int64_t fixed = 12 + 3 + 4 + (has_gt ? 4 : 0);
-    const int64_t rec = fixed + 4 * static_cast<int64_t>(extra.size());
+    const int64_t rec = 12 + 3 + 4 * static_cast<int64_t>(cols.size());
     const size_t base = out.size();
     out.resize(base + static_cast<size_t>(rec * n));
     if (n > 0) {
@@ -652,30 +643,47 @@ void write_labelled_ply(const std::string& path, const torch::Tensor& coord_in, 
       auto bytes = torch::from_blob(out.data() + base, {n, rec}, torch::kUInt8);
       bytes.narrow(1, 0, 12).copy_(coord.view(torch::kUInt8).view({n, 12}));
       bytes.narrow(1, 12, 3).copy_(color);
-      bytes.narrow(1, 15, 4).copy_(label.view(torch::kUInt8).view({n, 4}));
-      if (has_gt) bytes.narrow(1, 19, 4).copy_(gt.view(torch::kUInt8).view({n, 4}));
-      for (size_t k = 0; k < extra.size(); ++k)
-        bytes.narrow(1, fixed + 4 * static_cast<int64_t>(k), 4).copy_(extra[k].view(torch::kUInt8).view({n, 4}));
+      for (size_t k = 0; k < cols.size(); ++k) {
+        bytes.narrow(1, 15 + 4 * static_cast<int64_t>(k), 4).copy_(cols[k].view(torch::kUInt8).view({n, 4}));
+      }
     }
   } else {
     const float* xyz = coord.data_ptr<float>();
     const uint8_t* rgb = color.data_ptr<uint8_t>();
-    const int32_t* lab = label.data_ptr<int32_t>();
-    const int32_t* g = has_gt ? gt.data_ptr<int32_t>() : nullptr;
     char buf[160];
     for (int64_t i = 0; i < n; ++i) {
-      int len = std::snprintf(buf, sizeof(buf), "%.9g %.9g %.9g %d %d %d %d", xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2],
-                              rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2], lab[i]);
+      int len = std::snprintf(buf, sizeof(buf), "%.9g %.9g %.9g %d %d %d", xyz[3 * i], xyz[3 * i + 1], xyz[3 * i + 2],
+                              rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]);
       out.append(buf, static_cast<size_t>(len));
-      if (has_gt) out += " " + std::to_string(g[i]);
-      for (const auto& e : extra) {
-        len = std::snprintf(buf, sizeof(buf), " %.9g", static_cast<double>(e.data_ptr<float>()[i]));
+      for (size_t k = 0; k < cols.size(); ++k) {
+        len = is_float[k] ? std::snprintf(buf, sizeof(buf), " %.9g", static_cast<double>(cols[k].data_ptr<float>()[i]))
+                          : std::snprintf(buf, sizeof(buf), " %d", cols[k].data_ptr<int32_t>()[i]);
         out.append(buf, static_cast<size_t>(len));
       }
       out += '\n';
     }
   }
   write_file_atomic(path, out);
+}
+
+void write_labelled_ply(const std::string& path, const torch::Tensor& coord, const torch::Tensor& color,
+                        const torch::Tensor& label, const torch::Tensor& gt, bool binary,
+                        const std::vector<std::string>& comments,
+                        const std::vector<std::pair<std::string, torch::Tensor>>& float_fields) {
+  TORCH_CHECK(coord.dim() == 2 && coord.size(1) == 3, path, ": coord must be [N,3], found ", coord.sizes());
+  const int64_t n = coord.size(0);
+  TORCH_CHECK(label.defined() && label.numel() == n && !label.is_floating_point(), path, ": label must be integer [",
+              n, "]");
+  std::vector<PlyColumn> cols = {{"label", label}};
+  if (gt.defined() && gt.numel() > 0) {
+    TORCH_CHECK(gt.numel() == n && !gt.is_floating_point(), path, ": gt must be integer [", n, "]");
+    cols.push_back({"gt", gt});
+  }
+  for (const auto& [name, values] : float_fields) {
+    TORCH_CHECK(values.defined(), path, ": field '", name, "' holds no values");
+    cols.push_back({name, values.to(torch::kFloat32)});
+  }
+  write_point_ply(path, coord, color, cols, binary, comments);
 }
 
 }  // namespace ewa::datasets

@@ -22,6 +22,7 @@ GridSampleResult grid_sample(const torch::Tensor& xyz, const torch::Tensor& offs
     r.offset = r.offset.to(xyz.device());
     r.counts = r.counts.to(xyz.device());
     if (r.inverse.defined()) r.inverse = r.inverse.to(xyz.device());
+    if (r.order.defined()) r.order = r.order.to(xyz.device());
   }
   return r;
 }

@@ -123,6 +123,8 @@ GridSampleResult grid_sample_cpu(const torch::Tensor& xyz, const std::vector<int
       }
     });
     r.fragments.push_back(kept);
+  } else if (mode == GridSampleMode::kVoxels) {
+    r.order = torch::tensor(sorted, lopt);
   } else {
     const int64_t F = V == 0 ? 1 : *std::max_element(vcount.begin(), vcount.end());
     for (int64_t f = 0; f < F; ++f) {

@@ -237,7 +237,7 @@ SegModelInfo parse_segmentation_metadata(const std::map<std::string, std::string
       if (v != std::floor(v) || v > 1e15) {
         throw std::runtime_error(std::string(kMetaEvalMaxPoints) + " must be a whole number of points");
       }
-      info.eval_max_points = static_cast<int64_t>(v);  // 0 = no limit; tiny values are raised by inference
+      info.eval_max_points = static_cast<int64_t>(v);  // 0 = the default chunk; tiny values are raised by inference
     }
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(source + ": bad model metadata: " + e.what());

@@ -28,6 +28,7 @@ SceneInferenceOptions inference_options(const SemSegConfig& c, const std::string
   o.mode = mode;
   o.grid_size = c.data().grid_size();
   o.max_points = c.eval().max_points();
+  o.fragments = c.eval().fragments();
   o.features = c.data().features();
   o.tta = tta;
   o.tta_scales = c.eval().tta_scales();

@@ -149,8 +149,14 @@ struct SegEvalOptions {
   TORCH_ARG(std::string, mode) = "fragments";
   /// Evaluation during training (every train.eval_every epochs): same choices; voxel is fast.
   TORCH_ARG(std::string, mode_during_training) = "voxel";
-  /// Fragments larger than this are covered by several sphere crops (0 = no limit).
+  /// Chunk size: fragments larger than this are covered by overlapping sphere crops, and a
+  /// forward holds at most this many points (0 = the default, kDefaultChunkPoints = 150,000).
   TORCH_ARG(int64_t, max_points) = 0;
+  /// At most this many test fragments per scene (1..32, kMaxFragments), one point per voxel
+  /// each; points of voxels fuller than this take their voxel's mean logits. The evaluation
+  /// default is the bound itself (closest to the full fragment protocol); `ewa segment`
+  /// defaults to kDefaultFragments.
+  TORCH_ARG(int64_t, fragments) = 32;
   /// Test-time augmentation (final evaluation and `ewa segment --tta`): every scale x
   /// (no flip, x flip, y flip, xy flip when tta_flip), logits summed.
   TORCH_ARG(bool, tta) = false;
@@ -164,9 +170,10 @@ struct SegEvalOptions {
   void visit(A& a) {
     a.one_of("mode", mode(), {"fragments", "voxel"});
     a.one_of("mode_during_training", mode_during_training(), {"fragments", "voxel"});
-    a("max_points", max_points())("tta", tta())("tta_scales", tta_scales())("tta_flip", tta_flip());
+    a("max_points", max_points())("fragments", fragments())("tta", tta())("tta_scales", tta_scales())("tta_flip", tta_flip());
     a("max_scenes_during_training", max_scenes_during_training());
-    a.require(max_points() >= 0, "max_points", "an integer >= 0 (0 = no limit)");
+    a.require(max_points() >= 0, "max_points", "an integer >= 0 (0 = the default chunk)");
+    a.require(fragments() >= 1 && fragments() <= 32, "fragments", "an integer in 1..32");
     bool ok = !tta_scales().empty();
     for (double s : tta_scales()) ok = ok && s > 0;
     a.require(ok, "tta_scales", "a non-empty list of numbers > 0");

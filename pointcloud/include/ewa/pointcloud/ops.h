@@ -67,8 +67,10 @@ torch::Tensor query_and_group(const torch::Tensor& xyz, const torch::Tensor& off
                               const torch::Tensor& feat, int64_t k, bool with_xyz = true,
                               torch::Tensor* idx_out = nullptr);
 
-/// Grid sampling mode: train keeps one random point per voxel; test returns fragments.
-enum class GridSampleMode { kTrain, kTest };
+/// Grid sampling mode: train keeps one random point per voxel; test returns fragments;
+/// voxels returns no fragment, only the voxel structure (`order`, `counts`), from which
+/// callers build their own fragments without materialising (largest voxel) of them.
+enum class GridSampleMode { kTrain, kTest, kVoxels };
 
 /// Result of grid_sample. Voxels are numbered per cloud in increasing voxel-key order, clouds
 /// in batch order; every fragment lists exactly one point per voxel in that order.
@@ -85,6 +87,9 @@ struct GridSampleResult {
   torch::Tensor inverse;
   /// [V] int64: number of points in each voxel.
   torch::Tensor counts;
+  /// [N] int64 (voxels mode only): every point, voxel by voxel in voxel order, the points of
+  /// a voxel in increasing index order (voxel v occupies rows cumsum(counts)[v] - counts[v] ..).
+  torch::Tensor order;
 };
 
 /// Voxel grid sampling: voxel key = floor((xyz - per-cloud min) / grid_size).

@@ -9,12 +9,12 @@
 
 namespace ewa::datasets {
 
-/// Reads a C-order .npy array. dtypes: '<f4' '<f8' '|u1' '|i1' '|b1' '<i2' '<i4' '<i8'
+/// Reads a C-order .npy array. dtypes: '<f2' '<f4' '<f8' '|u1' '|i1' '|b1' '<i2' '<i4' '<i8'
 /// (and the '>' big-endian forms, byte-swapped). fortran_order=True, other dtypes, or a
 /// payload shorter than the shape are rejected with the path.
 torch::Tensor read_npy(const std::string& path);
 
-/// Writes `t` (float32/64, uint8, int8/16/32/64, bool) as little-endian C-order .npy
+/// Writes `t` (float16/32/64, uint8, int8/16/32/64, bool) as little-endian C-order .npy
 /// (temp name + rename).
 void write_npy(const std::string& path, const torch::Tensor& t);
 

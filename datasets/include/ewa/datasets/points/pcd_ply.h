@@ -70,12 +70,26 @@ struct FieldsToCloudOptions {
 /// normal_x.. / nx.. -> normal; label field -> segment (mapped); instance/object -> instance.
 PointCloudData fields_to_cloud(const PointFields& f, const FieldsToCloudOptions& options = {});
 
-/// The one labelled-PLY writer: `x y z` (float) `red green blue` (uchar) `label` (int) and,
-/// when `gt` is defined, `gt` (int), with `comments` in the header ("label=pred" tells the
-/// viewer the labels are predictions). coord float [N,3]; color uint8 [N,3] or undefined
-/// (grey); label integer [N]; gt integer [N] or undefined. `float_fields` are further
-/// per-point `float` properties after them, in order (e.g. {"confidence", float [N]}).
-/// Binary little-endian or ascii; temp + rename.
+/// One per-vertex scalar column of write_point_ply: integer tensors are written as PLY `int`
+/// (int32), floating tensors as `float` (float32); values [N].
+struct PlyColumn {
+  std::string name;
+  torch::Tensor values;
+};
+
+/// The one labelled-PLY writer: `x y z` (float) `red green blue` (uchar) then `columns` in
+/// order, with `comments` in the header. coord float [N,3]; color uint8 [N,3] or undefined
+/// (grey). `ewa segment` writes columns pred, gt (when known), confidence; open_cloud reads
+/// `label` as the label field and every other column into PointCloudData::extra. Binary
+/// little-endian or ascii; temp + rename.
+void write_point_ply(const std::string& path, const torch::Tensor& coord, const torch::Tensor& color,
+                     const std::vector<PlyColumn>& columns, bool binary = true,
+                     const std::vector<std::string>& comments = {"written by ewa-vision"});
+
+/// write_point_ply with the columns `label` (int), when `gt` is defined `gt` (int), then
+/// `float_fields` as float columns in order (e.g. {"confidence", float [N]}). label integer
+/// [N]; gt integer [N] or undefined. A "label=pred" comment marks the labels as predictions
+/// for the viewer (files of older versions of `ewa segment`).
 void write_labelled_ply(const std::string& path, const torch::Tensor& coord, const torch::Tensor& color,
                         const torch::Tensor& label, const torch::Tensor& gt = {}, bool binary = true,
                         const std::vector<std::string>& comments = {"written by ewa-vision"},
