@@ -437,10 +437,13 @@ void apply_override(Node& root, const std::string& assignment) {
   std::string value = assignment.substr(eq + 1);
   Node parsed;
   try {
+    require_utf8(value, "--set");
     YAML::Node y = YAML::Load(value.empty() ? std::string("''") : value);
     parsed = from_yaml(y);
   } catch (const YAML::Exception& e) {
     throw ConfigError("--set", 0, path, "cannot parse value '" + one_line(value, 80) + "': " + e.msg);
+  } catch (const ConfigError& e) {  // duplicate keys, alias budget, ... inside the value
+    throw ConfigError("--set", 0, path, "value '" + one_line(value, 80) + "': " + e.message());
   }
   parsed.line = -1;
   Node* cur = &root;

@@ -154,6 +154,14 @@ TEST(HostileConfig, UnplaceableTextAndNonUtf8FailWithOneLine) {
   auto back = ewa::config::parse_yaml_string(ewa::config::to_yaml(root), "utf8-again.yaml");
   EXPECT_EQ(back.find("name")->scalar, root.find("name")->scalar);
   EXPECT_EQ(back.entries[1].first, "k\xc3\xa9");
+  // Found by CI's fuzz_yaml: a --set value with a duplicate key named "<config>", not --set.
+  try {
+    ewa::config::apply_override(root, "train.optimizer.lr={a: 1, a: 2}");
+    FAIL() << "accepted a duplicate key in a --set value";
+  } catch (const ewa::config::ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--set: train.optimizer.lr: value '{a: 1, a: 2}': ", 0), 0u) << e.what();
+  }
+  EXPECT_THROW(ewa::config::apply_override(root, "name=\xff"), ewa::config::ConfigError);
 }
 
 // ---------------------------------------------------------------------------------------
