@@ -49,14 +49,6 @@ int free_port() {
   return port;
 }
 
-std::string self_exe() {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "ewa";
-  buf[n] = '\0';
-  return buf;
-}
-
 int run_launch(int nproc, std::string master_addr, int master_port, std::vector<std::string> command) {
   if (command.empty()) throw UsageError("launch: give the command after `--`, e.g. ewa launch --nproc 2 -- ewa train cfg.yaml");
   if (command[0] == "ewa") command[0] = self_exe();  // the same binary, wherever it is installed

@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -143,21 +142,6 @@ std::string fmt(double v, int prec = 4) {
   return o.str();
 }
 
-std::string shell_quote(const std::string& s) {
-  if (!s.empty() && s.find_first_of(" '\"$`\\[]{}*?;&|<>()!#,") == std::string::npos) return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string self_exe_path() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return "ewa";
-  buf[n] = '\0';
-  return buf;
-}
-
 /// The metric from RUN_DIR/metrics.jsonl's final record, or NaN when the run did not finish.
 double final_metric(const fs::path& run_dir, const std::string& metric, bool* finished) {
   *finished = false;
@@ -265,7 +249,7 @@ int run_sweep(const SweepArgs& a) {
   const double budget_s = parse_duration(a.budget);
   const fs::path out = a.out;
   fs::create_directories(out);
-  const std::string exe = self_exe_path();
+  const std::string exe = self_exe();
 
   struct Run {
     size_t cell;

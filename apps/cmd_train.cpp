@@ -14,10 +14,6 @@ namespace fs = std::filesystem;
 namespace ewa::app {
 namespace {
 
-std::string quote_if_needed(const std::string& s) {
-  return s.find_first_of(" \t'\"") == std::string::npos ? s : "'" + s + "'";
-}
-
 [[noreturn]] void not_available(const std::string& task, const std::string& what) {
   throw std::runtime_error("task '" + task + "' has no " + what + " entry point in this build");
 }
@@ -70,8 +66,8 @@ void add_train_command(CLI::App& app, GlobalOptions& global) {
     req.run_dir = args->run_dir;
     req.resume = args->resume;
     req.quiet = args->quiet;
-    std::string resume_cmd = "ewa train " + quote_if_needed(file);
-    for (const auto& s : args->set) resume_cmd += " --set " + quote_if_needed(s);
+    std::string resume_cmd = "ewa train " + shell_quote(file);
+    for (const auto& s : args->set) resume_cmd += " --set " + shell_quote(s);
     req.resume_command = resume_cmd;  // the pipeline appends --resume RUN_DIR
     const PipelineResult r = entry.train(root, req);
     if (r.exit_code != 0) throw ExitCode(r.exit_code);

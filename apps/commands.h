@@ -35,6 +35,13 @@ void register_commands(CLI::App& app, GlobalOptions& global);
 /// for train / segment / view), one format per line.
 std::string point_formats_footer();
 
+/// `s` as one shell word (single-quoted when it holds anything a shell would interpret), for
+/// the commands ewa prints for a user to run.
+std::string shell_quote(const std::string& s);
+
+/// Path of the running `ewa` binary (/proc/self/exe; "ewa" when unreadable), for child commands.
+std::string self_exe();
+
 /// Applies the global options (logging, threads); called at the start of each subcommand.
 void apply_global_options(const GlobalOptions& global, int config_threads = -1);
 
