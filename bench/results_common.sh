@@ -50,3 +50,29 @@ results_out_dir() {
   [ -n "$out" ] || out=$here/runs/$1$([ "$quick" = 1 ] && echo _quick || true)
   mkdir -p "$out"
 }
+
+# study_sweep: the evidence studies (bench/study_2d.sh, study_3d.sh). Runs `ewa sweep` over the
+# named cells in the array `variants` (the first one is the baseline) with the array
+# `study_args` (config, --set ..., --seeds, --out), split over `jobs` sweep processes that share
+# the output folder (job j takes cells j, j+jobs, ...), then one sweep over all cells that
+# trains nothing more and writes OUT/sweep.md / sweep.json. `dry` = (--dry-run) only prints.
+study_sweep() {
+  local baseline=${variants[0]%%:*} j i p status=0 va pids=()
+  study_variant_args() { va=(); for v in "$@"; do va+=(--variant "$v"); done; }
+  if [ ${#dry[@]} -eq 0 ] && [ "$jobs" -gt 1 ]; then
+    mkdir -p "$out"
+    for ((j = 0; j < jobs; ++j)); do
+      local part=()
+      for ((i = j; i < ${#variants[@]}; i += jobs)); do part+=("${variants[$i]}"); done
+      study_variant_args "${part[@]}"
+      [ "$j" = 0 ] && va+=(--baseline "$baseline")
+      echo "job $j: ${#part[@]} cells (log: $out/job$j.log)"
+      "$ewa_bin" --log-level warn sweep "${study_args[@]}" "${va[@]}" > "$out/job$j.log" 2>&1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || status=1; done
+    [ "$status" = 0 ] || { echo "$script: a sweep job failed, see $out/job*.log" >&2; exit 1; }
+  fi
+  study_variant_args "${variants[@]}"
+  "$ewa_bin" --log-level warn sweep "${study_args[@]}" "${va[@]}" --baseline "$baseline" "${dry[@]}"
+}

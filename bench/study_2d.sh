@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/study_2d.sh: the image part of the README "Evidence" study (issue #20), run with
+# `ewa sweep` on the CIFAR-10 JPEGs of ../shared/data (configs/study/cifar10-5k-vit.yaml:
+# 5,000 training images, the whole seeded 20% held-out part evaluated, 30 epochs).
+#
+# Cells (every one trains the same recipe and, except top1-router, deploys the same dense ViT):
+#   methods:   vanilla, ewa (RUP, b=0.3, linear warm-up over 300 steps), naive-moe (RUP, no EWA,
+#              collapsed by averaging), ema (dense + model EMA), ewa+ema
+#   share rate x schedule: b in {0.1, 0.2, 0.3, 0.5} x {constant, linear, cosine}
+#   experts 2 / 4 / 8; MoE in every 2nd block (blocks 1,3,5) vs the last 2 blocks
+#   top1-router: softmax top-1 token choice at capacity factor 1 (no EWA; kept as an MoE)
+# The cells are split over --jobs sweep processes of 1 thread each that share one output
+# folder (on 2 cores two 1-thread runs train 1.85x the images per second of one 2-thread run);
+# a last `ewa sweep` over all cells trains nothing more and writes OUT/sweep.md / sweep.json.
+# Rerunning the script continues a stopped study.
+#
+# Usage: bench/study_2d.sh [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+script=study_2d.sh
+source "$here/bench/results_common.sh"
+seeds=3
+jobs=2
+dry=()
+while [ $# -gt 0 ]; do
+  results_common_option "$@"
+  if [ "$consumed" = 0 ]; then
+    case $1 in
+      --seeds|--jobs)
+        [ $# -ge 2 ] || { echo "$script: $1 needs a value" >&2; exit 2; }
+        [ "$1" = --seeds ] && seeds=$2 || jobs=$2; consumed=2 ;;
+      --dry-run) dry=(--dry-run); consumed=1 ;;
+      *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+  fi
+  shift "$consumed"
+done
+results_find_ewa
+[ -n "$out" ] || out=$here/runs/study_2d
+archive=$shared/cifar10-train-jpeg.tar.gz
+data=${EWA_CACHE:-/tmp}/ewa_bench_cifar10_jpeg
+if [ ! -d "$data/cifar10-jpeg/train/truck" ]; then
+  [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
+  echo "extracting $archive into $data"
+  mkdir -p "$data"
+  tar xzf "$archive" -C "$data"
+fi
+
+ema="train.ema.enabled=true train.ema.decay=0.995"
+variants=(
+  "vanilla: model.moe.enabled=false model.ewa.enabled=false"
+  "ewa: model.ewa.enabled=true"
+  "naive-moe: model.ewa.enabled=false"
+  "ema: model.moe.enabled=false model.ewa.enabled=false $ema"
+  "ewa+ema: $ema"
+  "top1-router: model.ewa.enabled=false model.moe.router.name=softmax_token_choice"
+  "experts-2: model.moe.num_experts=2"
+  "experts-8: model.moe.num_experts=8"
+  "last-2-blocks: model.moe.every=-1 model.moe.last=2"
+)
+for b in 0.1 0.2 0.3 0.5; do
+  for s in constant linear cosine; do
+    [ "$b/$s" = 0.3/linear ] && continue   # that cell is `ewa`
+    variants+=("b$b-$s: model.ewa.share_rate=$b model.ewa.schedule=$s")
+  done
+done
+
+study_args=("$here/configs/study/cifar10-5k-vit.yaml" --set "data.root=$data/cifar10-jpeg/train"
+            --set run.threads=1 --seeds "$seeds" --out "$out")
+study_sweep

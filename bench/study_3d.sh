@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/study_3d.sh: the point-cloud part of the README "Evidence" study (issue #20): the
+# Point Transformer on the real mOSD Kinect scenes of ../shared/data/mosd with
+# configs/mosd/semseg-pt-ewa.yaml (35 training / 10 validation frames, 15 epochs), every run
+# evaluated on every labelled point of the 10 whole validation frames (bounded fragment voting,
+# eval.fragments 4). `ewa sweep --metric val.miou`.
+#
+# Cells (same recipe, same deployed network):
+#   vanilla, ewa (RUP MoE in the stage-2/3 bottlenecks, b=0.3, linear warm-up over 500 steps),
+#   naive-moe (RUP, no EWA, collapsed), ema (dense + model EMA, decay 0.99), ewa+ema,
+#   b0.3-constant (b=0.3 from the first step: the recipe of the configs before this study),
+#   b0.1-linear, stage-3-only (MoE layers in stage 3 only)
+# The metrics.jsonl of every MoE run records expert_spread per layer (the distance of the
+# experts to their mean) over training. Split over --jobs 1-thread sweep processes as
+# bench/study_2d.sh; rerunning continues a stopped study.
+#
+# Usage: bench/study_3d.sh [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+script=study_3d.sh
+source "$here/bench/results_common.sh"
+seeds=3
+jobs=2
+dry=()
+while [ $# -gt 0 ]; do
+  results_common_option "$@"
+  if [ "$consumed" = 0 ]; then
+    case $1 in
+      --seeds|--jobs)
+        [ $# -ge 2 ] || { echo "$script: $1 needs a value" >&2; exit 2; }
+        [ "$1" = --seeds ] && seeds=$2 || jobs=$2; consumed=2 ;;
+      --dry-run) dry=(--dry-run); consumed=1 ;;
+      *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+  fi
+  shift "$consumed"
+done
+results_find_ewa
+[ -n "$out" ] || out=$here/runs/study_3d
+mosd=$shared/mosd/learn
+[ -d "$mosd" ] || { echo "$script: $mosd not found (see ../shared/data/README.md)" >&2; exit 1; }
+
+ema="train.ema.enabled=true train.ema.decay=0.99"
+variants=(
+  "vanilla: model.pt.moe.enabled=false model.ewa.enabled=false"
+  "ewa: model.ewa.enabled=true"
+  "naive-moe: model.ewa.enabled=false"
+  "ema: model.pt.moe.enabled=false model.ewa.enabled=false $ema"
+  "ewa+ema: $ema"
+  "b0.3-constant: model.ewa.schedule=constant"
+  "b0.1-linear: model.ewa.share_rate=0.1"
+  "stage-3-only: model.pt.moe.stages=[3]"
+)
+study_args=("$here/configs/mosd/semseg-pt-ewa.yaml" --set "data.root=$(cd "$mosd" && pwd)"
+            --set run.threads=1 --metric val.miou --seeds "$seeds" --out "$out")
+study_sweep
