@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "ewa/core/checkpoint.h"
+#include "ewa/core/cpu.h"
 #include "ewa/core/progress.h"
 #include "ewa/core/trainer.h"
 #include "ewa/datasets/points/npy.h"
@@ -23,7 +24,7 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
   struct Args {
     std::string model;
     std::vector<std::string> inputs;
-    std::string out, npy, probabilities, summary, mode = "fragments", device = "auto";
+    std::string out, npy, probabilities, summary, mode = "fragments", device = "auto", precision = "auto";
     bool tta = false, quiet = false;
     double grid = -1;
     int64_t chunk_points = -1;
@@ -64,6 +65,10 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
                       std::to_string(pointcloud::kDefaultChunkPoints) + ")")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--device", args->device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--precision", args->precision,
+                  "auto (bf16 autocast on a CPU with native bf16 matmuls, as training evaluates) | fp32 | bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   cmd->add_flag("-q,--quiet", args->quiet, "Only the summary line per scene (no progress bar)");
   cmd->callback([&global, args] {
     apply_global_options(global);
@@ -77,7 +82,8 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
     std::map<std::string, std::string> meta;
     auto model = pointcloud::load_point_model(args->model, &meta);
     const auto info = pointcloud::parse_segmentation_metadata(meta, args->model);
-    model->to(resolve_device(args->device));
+    const auto device = resolve_device(args->device);
+    model->to(device);
     model->eval();
     pointcloud::SceneReadSpec spec;
     spec.class_names = info.class_names;
@@ -90,6 +96,7 @@ void add_segment_command(CLI::App& app, GlobalOptions& global) {
     so.max_points = args->chunk_points;
     so.fragments = args->fragments;
     so.keep_probabilities = !args->probabilities.empty();
+    so.bf16 = resolve_bf16_autocast(args->precision, device.is_cpu());
     if (many && !args->out.empty()) fs::create_directories(args->out);
     if (many && !args->probabilities.empty()) fs::create_directories(args->probabilities);
     for (const auto& input : args->inputs) {

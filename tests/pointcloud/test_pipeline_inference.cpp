@@ -327,6 +327,35 @@ TEST(PipelineInference, SegmentOutputsReadBackThroughTheProjectReader) {
   EXPECT_EQ(j["metrics"]["classes"].size(), static_cast<size_t>(k));
 }
 
+TEST(PipelineInference, Bf16SegmentStaysCloseToFp32) {
+  // `ewa segment --precision bf16` (auto on a CPU with native bf16): the forwards run under
+  // autocast (so the logits differ from fp32 in the low bits), the votes are summed in fp32 and
+  // the probabilities stay close; the summary says which precision ran.
+  torch::manual_seed(13);
+  const int64_t k = 3;
+  auto c = labelled_cloud(2000, k, 11);
+  PointTransformerOptions po;
+  po.variant("custom").blocks({1, 1}).channels({16, 32}).nsample({8, 8}).stride({1, 4}).in_channels(6).num_classes(k);
+  PointTransformer net(po);
+  net->eval();
+  SegModelInfo info;
+  info.class_names = {"a", "b", "c"};
+  info.palette = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+  info.grid_size = 0.1;
+  info.features = {"xyz", "rgb"};
+  SegmentOptions so;
+  so.keep_probabilities = true;
+  auto fp32 = segment_cloud(net, info, c, so);
+  so.bf16 = true;
+  auto bf16 = segment_cloud(net, info, c, so);
+  ASSERT_EQ(bf16.probabilities.scalar_type(), torch::kFloat);
+  EXPECT_FALSE(torch::equal(bf16.probabilities, fp32.probabilities));  // autocast was on
+  EXPECT_LT((bf16.probabilities - fp32.probabilities).abs().max().item<float>(), 0.05f);
+  EXPECT_EQ(segment_summary(bf16, c, info, so, 2000)["precision"], "bf16");
+  so.bf16 = false;
+  EXPECT_EQ(segment_summary(fp32, c, info, so, 2000)["precision"], "fp32");
+}
+
 TEST(PipelineInference, BadNetworkOutputIsAnError) {
   auto c = labelled_cloud(100, 2, 5);
   SceneInferenceOptions o;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "ewa/core/compat.h"
 #include "ewa/core/progress.h"
 #include "ewa/datasets/points/transforms.h"
 
@@ -36,14 +37,15 @@ SceneInferenceOptions inference_options(const SemSegConfig& c, const std::string
   return o;
 }
 
-SegLogitsFn model_logits_fn(PointTransformer model) {
-  return [model](const torch::Tensor& coord, const torch::Tensor& feat, const torch::Tensor& offset) mutable {
+SegLogitsFn model_logits_fn(PointTransformer model, bool bf16) {
+  return [model, bf16](const torch::Tensor& coord, const torch::Tensor& feat, const torch::Tensor& offset) mutable {
     torch::Device dev = torch::kCPU;
     for (const auto& p : model->parameters()) {
       dev = p.device();
       break;
     }
     model->eval();
+    compat::AutocastGuard autocast(dev.type(), at::kBFloat16, bf16);
     return model->forward(coord.to(dev), feat.to(dev), offset.to(dev));
   };
 }

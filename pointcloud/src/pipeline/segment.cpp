@@ -35,7 +35,7 @@ SegmentResult segment_cloud(PointTransformer& model, const SegModelInfo& info, c
   io.progress = o.progress;
   SegmentResult r;
   r.chunk_points = io.max_points > 0 ? io.max_points : kDefaultChunkPoints;
-  auto logits = infer_scene_logits(cloud, model_logits_fn(model), io, &r.stats);  // [N,K]
+  auto logits = infer_scene_logits(cloud, model_logits_fn(model, o.bf16), io, &r.stats);  // [N,K]
   const int64_t k = logits.size(1);
   if (k != static_cast<int64_t>(info.class_names.size())) {
     throw std::runtime_error("the model gives " + std::to_string(k) + " classes, its metadata lists " +
@@ -97,6 +97,7 @@ nlohmann::json segment_summary(const SegmentResult& r, const PointCloudData& clo
   j["source_points"] = source_points;
   j["classes"] = info.class_names;
   j["mode"] = o.mode;
+  j["precision"] = o.bf16 ? "bf16" : "fp32";
   j["grid_size"] = o.grid_size >= 0 ? o.grid_size : info.grid_size;
   j["tta"] = o.tta;
   j["chunk_points"] = r.chunk_points;

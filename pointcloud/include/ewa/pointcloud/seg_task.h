@@ -36,8 +36,9 @@ SegEvaluation evaluate_scenes(const SceneSet& scenes, const SegLogitsFn& fn, con
 /// Inference options of a config's eval section (`mode` and `tta` chosen by the caller).
 SceneInferenceOptions inference_options(const SemSegConfig& config, const std::string& mode, bool tta);
 
-/// A logits function running `model` in eval mode on the model's device (inputs moved).
-SegLogitsFn model_logits_fn(PointTransformer model);
+/// A logits function running `model` in eval mode on the model's device (inputs moved), under
+/// bf16 autocast when `bf16` (logits come back bf16; callers accumulate in fp32).
+SegLogitsFn model_logits_fn(PointTransformer model, bool bf16 = false);
 
 /// Cross-entropy of logits [N,K] against labels [N] int64 (-1 = ignore), optional class
 /// weights [K]; 0 (with gradient) when no point is labelled.

@@ -27,6 +27,9 @@ struct SegmentOptions {
   int64_t fragments = kDefaultFragments;  ///< cap on test fragments (1..kMaxFragments)
   int64_t batch_points = 0;  ///< points per forward (<= 0: the chunk size)
   bool keep_probabilities = false;  ///< fill SegmentResult::probabilities
+  /// Forwards under bf16 autocast (as training and its evaluation run with train.precision
+  /// auto on a CPU with native bf16); coordinates, neighbour search and the vote sums stay fp32.
+  bool bf16 = false;
   std::function<void(const SceneProgress&)> progress;  ///< after every forward (may be empty)
 };
 
