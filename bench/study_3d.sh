@@ -7,21 +7,25 @@
 #
 # Cells (same recipe, same deployed network):
 #   vanilla, ewa (RUP MoE in the stage-2/3 bottlenecks, b=0.3, linear warm-up over 500 steps),
-#   naive-moe (RUP, no EWA, collapsed), ema (dense + model EMA, decay 0.99), ewa+ema,
-#   b0.3-constant (b=0.3 from the first step: the recipe of the configs before this study),
-#   b0.1-linear, stage-3-only (MoE layers in stage 3 only)
+#   naive-moe (RUP, no EWA, collapsed), b0.3-constant (b=0.3 from the first step: the recipe
+#   of the configs before this study), ema (dense + model EMA, decay 0.99); with --more also
+#   ewa+ema and stage-3-only (MoE layers in stage 3 only)
 # The metrics.jsonl of every MoE run records expert_spread per layer (the distance of the
-# experts to their mean) over training. Split over --jobs 1-thread sweep processes as
-# bench/study_2d.sh; rerunning continues a stopped study.
+# experts to their mean) over training. Split over --jobs (default 3) 1-thread sweep processes
+# as bench/study_2d.sh; rerunning continues a stopped study.
 #
-# Usage: bench/study_3d.sh [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
+# A run is ~3 min alone on 2 threads, ~6.5 min with 1 thread beside other jobs: the 5 cells x 3
+# seeds take ~45 min on 2 cores (3 jobs keep both cores busy to the end).
+#
+# Usage: bench/study_3d.sh [--out DIR] [--seeds N] [--jobs J] [--more] [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 script=study_3d.sh
 source "$here/bench/results_common.sh"
 seeds=3
-jobs=2
+jobs=3
+more=0
 dry=()
 while [ $# -gt 0 ]; do
   results_common_option "$@"
@@ -31,6 +35,7 @@ while [ $# -gt 0 ]; do
         [ $# -ge 2 ] || { echo "$script: $1 needs a value" >&2; exit 2; }
         [ "$1" = --seeds ] && seeds=$2 || jobs=$2; consumed=2 ;;
       --dry-run) dry=(--dry-run); consumed=1 ;;
+      --more) more=1; consumed=1 ;;
       *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
   fi
@@ -46,12 +51,12 @@ variants=(
   "vanilla: model.pt.moe.enabled=false model.ewa.enabled=false"
   "ewa: model.ewa.enabled=true"
   "naive-moe: model.ewa.enabled=false"
-  "ema: model.pt.moe.enabled=false model.ewa.enabled=false $ema"
-  "ewa+ema: $ema"
   "b0.3-constant: model.ewa.schedule=constant"
-  "b0.1-linear: model.ewa.share_rate=0.1"
-  "stage-3-only: model.pt.moe.stages=[3]"
+  "ema: model.pt.moe.enabled=false model.ewa.enabled=false $ema"
 )
+if [ "$more" = 1 ]; then
+  variants+=("ewa+ema: $ema" "stage-3-only: model.pt.moe.stages=[3]")
+fi
 study_args=("$here/configs/mosd/semseg-pt-ewa.yaml" --set "data.root=$(cd "$mosd" && pwd)"
             --set run.threads=1 --metric val.miou --seeds "$seeds" --out "$out")
 study_sweep
