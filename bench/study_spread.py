@@ -74,7 +74,7 @@ def main():
             losses = [r["train_loss"] for r in rows if r.get("kind") == "epoch" and "train_loss" in r]
             if losses:
                 per_seed["loss"].append(losses[-1])
-            evals = [r[metric] for r in rows if r.get("kind") == "eval" and metric in r]
+            evals = [r[metric] for r in rows if r.get("kind") in ("eval", "epoch") and metric in r]
             finals = [r[metric] for r in rows if r.get("kind") == "final" and metric in r]
             if evals:
                 curves.append("/".join(f"{100 * v:.1f}" for v in evals))
