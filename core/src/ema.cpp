@@ -96,6 +96,14 @@ void ModelEma::load(const NamedTensors& shadow, int64_t updates) {
   updates_ = updates;
 }
 
+std::vector<std::string> batchnorm_modules(torch::nn::Module& model) {
+  std::vector<std::string> out;
+  for (const auto& m : model.named_modules()) {
+    if (m.value()->name().find("BatchNorm") != std::string::npos) out.push_back(m.key());
+  }
+  return out;
+}
+
 namespace {
 class EmaHook : public Hook {
  public:

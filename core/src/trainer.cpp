@@ -168,6 +168,13 @@ Trainer::Trainer(TrainerConfig config, TrainTask& task)
   if (config_.ewa.enabled()) hooks_.push_back(make_ewa_hook(config_.ewa));
   if (t.ema().enabled()) {  // after EWA: the average follows the weights as EWA leaves them
     ema_ = std::make_shared<ModelEma>(task_.model(), t.ema());
+    const auto bn = batchnorm_modules(task_.model());
+    if (!bn.empty()) {
+      spdlog::warn("train.ema: the model has {} BatchNorm layers ({}, ...); the EMA averages their running statistics, "
+                   "which need not match the averaged weights (the mOSD Point Transformer's EMA predicted a single "
+                   "class, README \"Evidence\"): evaluate the EMA before relying on it",
+                   bn.size(), bn.front());
+    }
     hooks_.push_back(make_ema_hook(ema_));
   }
   user_hook_pos_ = hooks_.size();

@@ -399,6 +399,16 @@ TEST(TrainerEma, WarmupDecayAndIntegerBuffers) {
   EXPECT_THROW(ema.load(wrong.state(), 1), std::invalid_argument);
 }
 
+TEST(TrainerEma, FindsTheBatchNormLayersItWarnsAbout) {
+  // The EMA averages BatchNorm running statistics like any buffer; the trainer warns when the
+  // model has BatchNorm layers (nested ones included) and stays quiet for LayerNorm models.
+  torch::nn::ModuleList bn_net(torch::nn::Linear(3, 2), torch::nn::BatchNorm1d(2),
+                               torch::nn::Sequential(torch::nn::Linear(2, 2), torch::nn::BatchNorm2d(2)));
+  EXPECT_EQ(batchnorm_modules(*bn_net), (std::vector<std::string>{"1", "2.1"}));
+  torch::nn::Sequential ln_net(torch::nn::Linear(3, 2), torch::nn::LayerNorm(torch::nn::LayerNormOptions({2})));
+  EXPECT_TRUE(batchnorm_modules(*ln_net).empty());
+}
+
 class RaiseAt : public Hook {
  public:
   explicit RaiseAt(int64_t step) : step_(step) {}
