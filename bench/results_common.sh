@@ -51,6 +51,19 @@ results_out_dir() {
   mkdir -p "$out"
 }
 
+# study_option ARGS...: the study scripts' own options (--seeds, --jobs, --dry-run); sets
+# `consumed` like results_common_option (0 = not one of them).
+study_option() {
+  consumed=0
+  case $1 in
+    --seeds|--jobs)
+      [ $# -ge 2 ] || { echo "$script: $1 needs a value" >&2; exit 2; }
+      if [ "$1" = --seeds ]; then seeds=$2; else jobs=$2; fi
+      consumed=2 ;;
+    --dry-run) dry=(--dry-run); consumed=1 ;;
+  esac
+}
+
 # study_sweep: the evidence studies (bench/study_2d.sh, study_3d.sh). Runs `ewa sweep` over the
 # named cells in the array `variants` (the first one is the baseline) with the array
 # `study_args` (config, --set ..., --seeds, --out), split over `jobs` sweep processes that share

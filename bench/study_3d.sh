@@ -29,12 +29,9 @@ more=0
 dry=()
 while [ $# -gt 0 ]; do
   results_common_option "$@"
+  [ "$consumed" = 0 ] && study_option "$@"
   if [ "$consumed" = 0 ]; then
     case $1 in
-      --seeds|--jobs)
-        [ $# -ge 2 ] || { echo "$script: $1 needs a value" >&2; exit 2; }
-        [ "$1" = --seeds ] && seeds=$2 || jobs=$2; consumed=2 ;;
-      --dry-run) dry=(--dry-run); consumed=1 ;;
       --more) more=1; consumed=1 ;;
       *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac

@@ -269,6 +269,25 @@ TEST(PipelineInference, ProgressReachesTheTotal) {
   EXPECT_EQ(seen.back().forwards, st.forwards);
 }
 
+/// A 2-stage Point Transformer (channels c, 2c) on xyz+rgb in eval mode, random weights.
+PointTransformer two_stage_net(int64_t c, int64_t k) {
+  PointTransformerOptions po;
+  po.variant("custom").blocks({1, 1}).channels({c, 2 * c}).nsample({8, 8}).stride({1, 4}).in_channels(6).num_classes(k);
+  PointTransformer net(po);
+  net->eval();
+  return net;
+}
+
+/// Metadata of a 3-class model (a, b, c) on 0.1 m voxels with xyz+rgb features.
+SegModelInfo abc_model_info() {
+  SegModelInfo info;
+  info.class_names = {"a", "b", "c"};
+  info.palette = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
+  info.grid_size = 0.1;
+  info.features = {"xyz", "rgb"};
+  return info;
+}
+
 TEST(PipelineInference, SegmentOutputsReadBackThroughTheProjectReader) {
   // `ewa segment`'s outputs: PLY (pred, gt, confidence), float16 probabilities in source order
   // (a dropped point's row NaN), JSON summary with metrics; read back with open_cloud / read_npy.
@@ -276,15 +295,8 @@ TEST(PipelineInference, SegmentOutputsReadBackThroughTheProjectReader) {
   const int64_t k = 3;
   auto c = labelled_cloud(1500, k, 10);
   c.index = torch::arange(1500, torch::kLong) + (torch::arange(1500, torch::kLong) >= 700).to(torch::kLong);  // source row 700 dropped
-  PointTransformerOptions po;
-  po.variant("custom").blocks({1, 1}).channels({8, 16}).nsample({8, 8}).stride({1, 4}).in_channels(6).num_classes(k);
-  PointTransformer net(po);
-  net->eval();
-  SegModelInfo info;
-  info.class_names = {"a", "b", "c"};
-  info.palette = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
-  info.grid_size = 0.1;
-  info.features = {"xyz", "rgb"};
+  PointTransformer net = two_stage_net(8, k);
+  const SegModelInfo info = abc_model_info();
   SegmentOptions so;
   so.keep_probabilities = true;
   auto r = segment_cloud(net, info, c, so);
@@ -334,15 +346,8 @@ TEST(PipelineInference, Bf16SegmentStaysCloseToFp32) {
   torch::manual_seed(13);
   const int64_t k = 3;
   auto c = labelled_cloud(2000, k, 11);
-  PointTransformerOptions po;
-  po.variant("custom").blocks({1, 1}).channels({16, 32}).nsample({8, 8}).stride({1, 4}).in_channels(6).num_classes(k);
-  PointTransformer net(po);
-  net->eval();
-  SegModelInfo info;
-  info.class_names = {"a", "b", "c"};
-  info.palette = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}};
-  info.grid_size = 0.1;
-  info.features = {"xyz", "rgb"};
+  PointTransformer net = two_stage_net(16, k);
+  const SegModelInfo info = abc_model_info();
   SegmentOptions so;
   so.keep_probabilities = true;
   auto fp32 = segment_cloud(net, info, c, so);
