@@ -1,9 +1,13 @@
 // Point Transformer Seg50 benchmark (timed program, CPU): inference forward and training
 // forward+backward on one cloud and on two half-size clouds, then the train-step time of the
 // MoE model (4 experts in stages 3,4, RUP + EWA) relative to the dense one, and the dense
-// step's achieved GEMM GFLOP/s as a fraction of this machine's fp32 GEMM roof.
+// step's achieved GEMM GFLOP/s as a fraction of this machine's fp32 GEMM roof. Each train
+// step is also split into forward+loss / backward / optimizer with its page faults.
 // Usage: bench_point_transformer [threads=2] [points=40000] [runs=5]
+// BENCH_PROFILE=trace.json profiles one dense train step (LibTorch's profiler; per-op self
+// times: bench/profile_summary.py trace.json), BENCH_SHAPES=1 adds each op's first input shape.
 #include <ATen/Parallel.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -11,8 +15,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
 
 #include "bench_util.h"
 #include "ewa/core/ewa.h"
@@ -23,6 +30,13 @@
 namespace pc = ewa::pointcloud;
 
 namespace {
+
+/// Minor page faults of this process so far (fresh memory touched for the first time).
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
 
 /// Median wall time of `runs` calls of f after one warm-up call.
 double median_seconds(int runs, const std::function<void()>& f) {
@@ -86,7 +100,64 @@ double train_step(pc::PointTransformer& model, const Batch& b, int runs, double*
     if (moe) ewa::apply_ewa_(*model, 0.3);
   };
   if (gemm_flops) *gemm_flops = ewa::bench::count_gemm_flops(step);
-  return median_seconds(runs, step);
+  const double t = median_seconds(runs, step);
+  // Where the step goes: forward+loss, backward, optimizer (+ EWA), medians over `runs` steps.
+  std::vector<double> tf, tb, to, faults;
+  for (int r = 0; r < runs; ++r) {
+    const long f0 = minor_faults();
+    const auto t0 = std::chrono::steady_clock::now();
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(model->forward(b.coord, b.feat, b.offset), b.label) +
+                model->aux_loss();
+    const auto t1 = std::chrono::steady_clock::now();
+    loss.backward();
+    const auto t2 = std::chrono::steady_clock::now();
+    opt.step();
+    if (moe) ewa::apply_ewa_(*model, 0.3);
+    const auto t3 = std::chrono::steady_clock::now();
+    faults.push_back(static_cast<double>(minor_faults() - f0));
+    tf.push_back(std::chrono::duration<double>(t1 - t0).count());
+    tb.push_back(std::chrono::duration<double>(t2 - t1).count());
+    to.push_back(std::chrono::duration<double>(t3 - t2).count());
+  }
+  auto med = [](std::vector<double> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
+  std::printf("  %s step phases (medians): forward+loss %.3f s, backward %.3f s, optimizer%s %.3f s; %.0f page "
+              "faults per step\n",
+              moe ? "MoE" : "dense", med(tf), med(tb), moe ? " + EWA" : "", med(to), med(faults));
+  // BENCH_PROFILE=trace.json: one more step under LibTorch's profiler (chrome trace; op self
+  // times: bench/profile_summary.py trace.json).
+  if (const char* trace = std::getenv("BENCH_PROFILE"); trace && *trace && !moe) {
+    namespace prof = torch::autograd::profiler;
+    const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO,
+                                                       /*report_input_shapes=*/std::getenv("BENCH_SHAPES") != nullptr);
+    const std::set<torch::profiler::impl::ActivityType> cpu{torch::profiler::impl::ActivityType::CPU};
+    prof::prepareProfiler(config, cpu);
+    prof::enableProfiler(config, cpu);
+    step();
+    // Written as chrome-trace events (Debian's LibTorch has no Kineto to save them itself).
+    const auto result = prof::disableProfiler();
+    std::FILE* f = std::fopen(trace, "w");
+    if (f) {
+      std::fprintf(f, "{\"traceEvents\": [\n");
+      bool first = true;
+      for (const auto& e : result->events()) {
+        std::string name = e.name();
+        if (e.hasShapes() && !e.shapes().empty() && !e.shapes()[0].empty()) {
+          name += " [";
+          for (size_t d = 0; d < e.shapes()[0].size(); ++d) name += (d ? "," : "") + std::to_string(e.shapes()[0][d]);
+          name += "]";
+        }
+        std::fprintf(f, "%s{\"ph\": \"X\", \"name\": \"%s\", \"ts\": %llu, \"dur\": %llu, \"tid\": %llu}",
+                     first ? "" : ",\n", name.c_str(), static_cast<unsigned long long>(e.startUs()),
+                     static_cast<unsigned long long>(e.durationUs()),
+                     static_cast<unsigned long long>(e.startThreadId()));
+        first = false;
+      }
+      std::fprintf(f, "\n]}\n");
+      std::fclose(f);
+    }
+  }
+  return t;
 }
 
 }  // namespace

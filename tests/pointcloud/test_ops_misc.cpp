@@ -174,3 +174,25 @@ TEST(PointOpsInterpolate, ValuesAndFiniteDifferenceGradient) {
   EXPECT_TRUE(torch::allclose(o2.slice(0, 15, 25), out.detach().slice(0, 15, 25)));
   EXPECT_THROW(ops::interpolate(src, so, feat.slice(0, 0, 39), dst, dof, 3), c10::Error);
 }
+
+// group's backward (a parallel per-row sum on the CPU) must equal LibTorch's index_add_ bit for
+// bit: same additions in the same (ascending index) order, for every floating dtype, with
+// repeated and unused rows, on more rows than one task takes.
+TEST(PointOpsGroup, GradientEqualsIndexAddBitForBit) {
+  torch::set_num_threads(2);
+  torch::manual_seed(3);
+  for (auto dtype : {torch::kFloat, torch::kDouble, torch::kBFloat16}) {
+    const int64_t n = 5000, m = 7000, k = 9, c = 13;
+    auto feat = torch::randn({n, c}, torch::dtype(dtype)).requires_grad_(true);
+    auto idx = torch::randint(n / 2, {m, k}, torch::kLong);  // rows n/2.. never gathered
+    idx.index_put_({0}, 7);                                  // one row gathered 9x by one query
+    auto grad = torch::randn({m, k, c}, torch::dtype(dtype));
+    auto g = ops::group(feat, idx);
+    g.backward(grad);
+    auto expected = torch::zeros({n, c}, torch::dtype(dtype)).index_add_(0, idx.reshape({-1}), grad.reshape({m * k, c}));
+    EXPECT_TRUE(torch::equal(feat.grad(), expected)) << dtype;
+  }
+  auto feat = torch::randn({4, 2}).requires_grad_(true);
+  ops::group(feat, torch::zeros({0, 3}, torch::kLong)).sum().backward();  // no neighbours at all
+  EXPECT_TRUE(torch::equal(feat.grad(), torch::zeros({4, 2})));
+}

@@ -583,3 +583,36 @@ TEST(PointTransformerIO, InitFromUpcyclesADenseModel) {
 }
 
 }  // namespace
+
+// The model's BatchNorm path for few channels (transposed copy) gives BatchNorm1d's outputs,
+// running statistics and gradients up to float summation order, in train and eval mode.
+TEST(PointTransformerForward, FewChannelBatchNormMatchesBatchNorm1d) {
+  torch::manual_seed(5);
+  for (int64_t c : {3, 4, 8, 32}) {
+    torch::nn::BatchNorm1d a(c), b(c);
+    {
+      torch::NoGradGuard no_grad;
+      a->weight.uniform_(0.5, 1.5), a->bias.uniform_(-0.5, 0.5);
+      b->weight.copy_(a->weight), b->bias.copy_(a->bias);
+    }
+    auto x = (torch::randn({20000, c}) * 3 + 1).requires_grad_(true);
+    auto x2 = x.detach().clone().requires_grad_(true);
+    auto g = torch::randn({20000, c});
+    for (int step = 0; step < 2; ++step) {
+      auto ya = pc::batch_norm_rows(*a, x), yb = b->forward(x2);
+      EXPECT_TRUE(torch::allclose(ya, yb, 1e-4, 1e-5)) << c;
+      if (step == 0) {
+        ya.backward(g), yb.backward(g);
+        EXPECT_TRUE(torch::allclose(x.grad(), x2.grad(), 1e-4, 1e-5)) << c;
+        EXPECT_TRUE(torch::allclose(a->weight.grad(), b->weight.grad(), 1e-4, 1e-3)) << c;
+        EXPECT_TRUE(torch::allclose(a->bias.grad(), b->bias.grad(), 1e-4, 1e-3)) << c;
+      }
+    }
+    EXPECT_TRUE(torch::allclose(a->running_mean, b->running_mean, 1e-5, 1e-6)) << c;
+    EXPECT_TRUE(torch::allclose(a->running_var, b->running_var, 1e-5, 1e-6)) << c;
+    EXPECT_EQ(a->num_batches_tracked.item<int64_t>(), 2);
+    a->eval(), b->eval();
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(pc::batch_norm_rows(*a, x), b->forward(x), 1e-5, 1e-6)) << c;
+  }
+}

@@ -58,6 +58,18 @@ void check(bool ok, const std::string& key, const std::string& message) {
   if (!ok) throw std::invalid_argument("pt." + key + ": " + message);
 }
 
+/// seq->forward(x) with its BatchNorm1d layers run by batch_norm_rows.
+Tensor forward_rows(nn::Sequential& seq, Tensor x) {
+  for (auto& m : *seq) {
+    if (auto* bn = dynamic_cast<nn::BatchNorm1dImpl*>(m.ptr().get())) {
+      x = batch_norm_rows(*bn, x);
+    } else {
+      x = m.forward(x);
+    }
+  }
+  return x;
+}
+
 }  // namespace
 
 // --------------------------------------------------------------------------------------
@@ -88,9 +100,11 @@ class PointTransformerLayerImpl : public nn::Module {
     auto x_v = ops::group(linear_v(x), idx);                          // [N, k, C]
     auto p_r = ops::group_relative(p, p, Tensor(), idx, true);        // [N, k, 3] neighbour - centre
     // BatchNorm1d over (N, C, k) in the reference == BatchNorm1d over the N*k rows here.
-    p_r = linear_p->forward(p_r.reshape({n * k, 3})).view({n, k, c});  // [N, k, C]
-    auto w = x_k - x_q.unsqueeze(1) + p_r;                            // [N, k, C] (mid == out)
-    w = linear_w->forward(w.reshape({n * k, c})).view({n, k, c / s});  // [N, k, C/s]
+    p_r = forward_rows(linear_p, p_r.reshape({n * k, 3})).view({n, k, c});  // [N, k, C]
+    // x_k + (-x_q) equals x_k - x_q bit for bit, and its backward sums the [N, k, C] gradient
+    // over k before negating [N, C] instead of negating all of it (a sub's backward does).
+    auto w = x_k + x_q.neg().unsqueeze(1) + p_r;  // [N, k, C] (mid == out)
+    w = forward_rows(linear_w, w.reshape({n * k, c})).view({n, k, c / s});  // [N, k, C/s]
     w = torch::softmax(w, 1);                                         // over the neighbours
     auto y = (x_v + p_r).view({n, k, s, c / s}) * w.unsqueeze(2);     // [N, k, s, C/s]
     return y.sum(1).view({n, c});                                     // [N, C]
@@ -468,6 +482,18 @@ int64_t dense_parameter_count(const PointTransformerOptions& options) {
     n += lin(in, 256, true) + bn(256) + lin(256, 128, true) + bn(128) + lin(128, k, true);
   }
   return n;
+}
+
+// LibTorch's CPU kernel walks each channel through the whole [R, C] matrix: for the few
+// channels of the attention MLPs (C = 3, 4) on the N*k rows of a 40k-point level that is
+// ~50 ms per layer (fwd+bwd); on the transposed copy every channel is one contiguous run.
+Tensor batch_norm_rows(nn::BatchNorm1dImpl& bn, const Tensor& x) {
+  constexpr int64_t kFewChannels = 8;  // measured: equal at C = 8, 8-10x faster at C = 3, 4
+  if (x.dim() != 2 || x.size(1) >= kFewChannels || !x.device().is_cpu()) return bn.forward(x);
+  // Reduced precision (bf16 autocast) is normalised in float: the [1, C, R] kernel would sum
+  // the statistics of a whole channel in bf16 (the [R, C] kernel accumulates in float).
+  const auto t = x.is_floating_point() && c10::elementSize(x.scalar_type()) < 4 ? x.t().to(torch::kFloat) : x.t();
+  return bn.forward(t.contiguous().unsqueeze(0)).squeeze(0).t();  // [R, C] view
 }
 
 }  // namespace ewa::pointcloud

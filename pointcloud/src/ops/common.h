@@ -70,4 +70,9 @@ void knn_cpu(const torch::Tensor& ref, const std::vector<int64_t>& ref_off,
 void fps_cpu(const torch::Tensor& xyz, const std::vector<int64_t>& off,
              const std::vector<int64_t>& new_off, int64_t start, torch::Tensor& out);
 
+/// Gradient of a row gather (group's backward): out [n, C] with out[r] = sum of grad rows i
+/// with idx[i] == r, added in ascending i (the order of index_add_, so the result is the same
+/// bit for bit), parallel over output rows. grad [m, C] contiguous, idx [m] int64 in [0, n).
+torch::Tensor gather_backward_cpu(const torch::Tensor& grad, const torch::Tensor& idx, int64_t n);
+
 }  // namespace ewa::pointcloud::ops::detail

@@ -13,6 +13,36 @@ void check_idx(const torch::Tensor& idx, const torch::Tensor& ref, const char* o
               idx.scalar_type());
   detail::check_device(idx, ref, op, "idx");
 }
+
+/// Row gather with its own backward: the gradient is summed per target row by
+/// detail::gather_backward_cpu on the CPU (parallel, index_add_'s order) and by index_add_
+/// elsewhere (atomics on CUDA).
+struct GatherRows : public torch::autograd::Function<GatherRows> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& feat,
+                               const torch::Tensor& idx) {
+    const int64_t M = idx.size(0), k = idx.size(1), C = feat.size(1);
+    auto flat = idx.reshape({-1});
+    ctx->saved_data["n"] = feat.size(0);
+    ctx->saved_data["c"] = C;
+    ctx->save_for_backward({flat});
+    return feat.index_select(0, flat).view({M, k, C});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto flat = ctx->get_saved_variables()[0];
+    const int64_t n = ctx->saved_data["n"].toInt(), c = ctx->saved_data["c"].toInt();
+    auto g = grads[0].reshape({flat.size(0), c});  // [M*k, C]
+    torch::Tensor out;
+    if (g.device().is_cpu()) {
+      out = detail::gather_backward_cpu(g.contiguous(), flat.contiguous(), n);
+    } else {
+      out = torch::zeros({n, g.size(1)}, g.options()).index_add_(0, flat, g);
+    }
+    return {out, torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor group(const torch::Tensor& feat, const torch::Tensor& idx) {
@@ -21,8 +51,7 @@ torch::Tensor group(const torch::Tensor& feat, const torch::Tensor& idx) {
               feat.defined() ? feat.sizes() : torch::IntArrayRef{});
   detail::check_backend(feat, op);
   check_idx(idx, feat, op);
-  const int64_t M = idx.size(0), k = idx.size(1), C = feat.size(1);
-  return feat.index_select(0, idx.reshape({-1})).view({M, k, C});  // [M,k,C]
+  return GatherRows::apply(feat, idx);  // [M,k,C]
 }
 
 torch::Tensor group_relative(const torch::Tensor& xyz, const torch::Tensor& new_xyz,

@@ -209,4 +209,9 @@ PointTransformer build_point_model(const PointTransformerOptions& options, const
 /// Parameter count of the dense network for `options` (ignores MoE).
 int64_t dense_parameter_count(const PointTransformerOptions& options);
 
+/// bn(x) for x [R, C] as the model runs its BatchNorm1d layers: for few channels (C < 8) on
+/// the CPU through the transposed copy [1, C, R] (same statistics, running averages and
+/// gradients up to summation order; LibTorch's kernel is 8-10x slower on [R, 3]), else bn(x).
+torch::Tensor batch_norm_rows(torch::nn::BatchNorm1dImpl& bn, const torch::Tensor& x);
+
 }  // namespace ewa::pointcloud
