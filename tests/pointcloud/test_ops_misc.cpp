@@ -196,3 +196,49 @@ TEST(PointOpsGroup, GradientEqualsIndexAddBitForBit) {
   ops::group(feat, torch::zeros({0, 3}, torch::kLong)).sum().backward();  // no neighbours at all
   EXPECT_TRUE(torch::equal(feat.grad(), torch::zeros({4, 2})));
 }
+
+// aggregate (one fused CPU kernel) equals the tensor-op composition it replaces, values and
+// gradients, for share groups 1 / 4 / C, float64, float32, bf16 and mixed dtypes.
+TEST(PointOpsAggregate, EqualsGroupAddMulSum) {
+  torch::set_num_threads(2);
+  torch::manual_seed(4);
+  auto reference = [](const torch::Tensor& v, const torch::Tensor& pe, const torch::Tensor& w,
+                      const torch::Tensor& idx) {
+    const int64_t m = idx.size(0), k = idx.size(1), c = v.size(1), cw = w.size(2);
+    return ((ops::group(v, idx) + pe).view({m, k, c / cw, cw}) * w.unsqueeze(2)).sum(1).view({m, c});
+  };
+  struct Case {
+    torch::Dtype dtype;
+    int64_t cw;
+    double tol;
+  };
+  for (const Case& cs : {Case{torch::kDouble, 4, 1e-12}, Case{torch::kDouble, 1, 1e-12}, Case{torch::kDouble, 16, 1e-12},
+                         Case{torch::kFloat, 4, 1e-5}, Case{torch::kBFloat16, 4, 5e-2}}) {
+    const int64_t n = 300, m = 257, k = 7, c = 16;
+    auto opt = torch::dtype(cs.dtype);
+    auto v = torch::randn({n, c}, opt).requires_grad_(true);
+    auto pe = torch::randn({m, k, c}, opt).requires_grad_(true);
+    auto w = torch::softmax(torch::randn({m, k, cs.cw}, opt), 1).detach().requires_grad_(true);
+    auto idx = torch::randint(n, {m, k}, torch::kLong);
+    auto v2 = v.detach().clone().requires_grad_(true), pe2 = pe.detach().clone().requires_grad_(true),
+         w2 = w.detach().clone().requires_grad_(true);
+    auto g = torch::randn({m, c}, opt);
+    auto y = ops::aggregate(v, pe, w, idx);
+    auto y2 = reference(v2, pe2, w2, idx);
+    ASSERT_EQ(y.scalar_type(), cs.dtype);
+    EXPECT_TRUE(torch::allclose(y, y2, cs.tol, cs.tol)) << cs.dtype << " cw " << cs.cw;
+    y.backward(g), y2.backward(g);
+    EXPECT_TRUE(torch::allclose(v.grad(), v2.grad(), cs.tol, cs.tol)) << cs.dtype;
+    EXPECT_TRUE(torch::allclose(pe.grad(), pe2.grad(), cs.tol, cs.tol)) << cs.dtype;
+    EXPECT_TRUE(torch::allclose(w.grad(), w2.grad(), cs.tol * 4, cs.tol * 4)) << cs.dtype;
+  }
+  // autocast mixes dtypes: computed in the widest one
+  auto v = torch::randn({10, 8}, torch::kBFloat16), pe = torch::randn({5, 3, 8});
+  auto w = torch::softmax(torch::randn({5, 3, 2}), 1);
+  auto idx = torch::randint(10, {5, 3}, torch::kLong);
+  auto y = ops::aggregate(v, pe, w, idx);
+  EXPECT_EQ(y.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::allclose(y, reference(v.to(torch::kFloat), pe, w, idx), 1e-5, 1e-5));
+  EXPECT_THROW(ops::aggregate(v, pe, torch::randn({5, 3, 3}), idx), c10::Error);  // 3 does not divide 8
+  EXPECT_THROW(ops::aggregate(v, pe.slice(0, 0, 4), w, idx), c10::Error);
+}

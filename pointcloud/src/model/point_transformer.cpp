@@ -97,7 +97,7 @@ class PointTransformerLayerImpl : public nn::Module {
     const int64_t n = x.size(0), k = idx.size(1), c = out_, s = share_;
     auto x_q = linear_q(x);                                           // [N, C]
     auto x_k = ops::group(linear_k(x), idx);                          // [N, k, C]
-    auto x_v = ops::group(linear_v(x), idx);                          // [N, k, C]
+    auto v = linear_v(x);                                             // [N, C], grouped by aggregate
     auto p_r = ops::group_relative(p, p, Tensor(), idx, true);        // [N, k, 3] neighbour - centre
     // BatchNorm1d over (N, C, k) in the reference == BatchNorm1d over the N*k rows here.
     p_r = forward_rows(linear_p, p_r.reshape({n * k, 3})).view({n, k, c});  // [N, k, C]
@@ -106,8 +106,8 @@ class PointTransformerLayerImpl : public nn::Module {
     auto w = x_k + x_q.neg().unsqueeze(1) + p_r;  // [N, k, C] (mid == out)
     w = forward_rows(linear_w, w.reshape({n * k, c})).view({n, k, c / s});  // [N, k, C/s]
     w = torch::softmax(w, 1);                                         // over the neighbours
-    auto y = (x_v + p_r).view({n, k, s, c / s}) * w.unsqueeze(2);     // [N, k, s, C/s]
-    return y.sum(1).view({n, c});                                     // [N, C]
+    // sum_j (v[idx] + p_r).view(n, k, s, C/s) * w.unsqueeze(2) in one pass: [N, C]
+    return ops::aggregate(v, p_r, w, idx);
   }
 
   nn::Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr};

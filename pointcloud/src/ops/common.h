@@ -75,4 +75,12 @@ void fps_cpu(const torch::Tensor& xyz, const std::vector<int64_t>& off,
 /// bit for bit), parallel over output rows. grad [m, C] contiguous, idx [m] int64 in [0, n).
 torch::Tensor gather_backward_cpu(const torch::Tensor& grad, const torch::Tensor& idx, int64_t n);
 
+/// ops::aggregate on the CPU (inputs contiguous, one dtype). Forward returns y [M,C];
+/// backward returns {grad_v [N,C], grad_pe [M,k,C], grad_w [M,k,C/s]} for grad_y [M,C].
+torch::Tensor aggregate_cpu(const torch::Tensor& v, const torch::Tensor& pe, const torch::Tensor& w,
+                            const torch::Tensor& idx);
+std::vector<torch::Tensor> aggregate_backward_cpu(const torch::Tensor& grad_y, const torch::Tensor& v,
+                                                  const torch::Tensor& pe, const torch::Tensor& w,
+                                                  const torch::Tensor& idx);
+
 }  // namespace ewa::pointcloud::ops::detail

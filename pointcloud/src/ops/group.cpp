@@ -43,7 +43,49 @@ struct GatherRows : public torch::autograd::Function<GatherRows> {
   }
 };
 
+/// ops::aggregate on the CPU: the kernels of group_cpu.cpp, inputs in one dtype.
+struct AggregateRows : public torch::autograd::Function<AggregateRows> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& v,
+                               const torch::Tensor& pe, const torch::Tensor& w, const torch::Tensor& idx) {
+    ctx->save_for_backward({v, pe, w, idx});
+    return detail::aggregate_cpu(v, pe, w, idx);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    auto g = detail::aggregate_backward_cpu(grads[0].contiguous(), s[0], s[1], s[2], s[3]);
+    return {g[0], g[1], g[2], torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor aggregate(const torch::Tensor& v, const torch::Tensor& pe, const torch::Tensor& w,
+                        const torch::Tensor& idx) {
+  constexpr const char* op = "aggregate";
+  TORCH_CHECK(v.defined() && v.dim() == 2, op, ": v must be [N,C], got ", v.defined() ? v.sizes() : torch::IntArrayRef{});
+  detail::check_backend(v, op);
+  check_idx(idx, v, op);
+  const int64_t m = idx.size(0), k = idx.size(1), c = v.size(1);
+  TORCH_CHECK(pe.defined() && pe.dim() == 3 && pe.size(0) == m && pe.size(1) == k && pe.size(2) == c, op,
+              ": pe must be [", m, ",", k, ",", c, "], got ", pe.defined() ? pe.sizes() : torch::IntArrayRef{});
+  TORCH_CHECK(w.defined() && w.dim() == 3 && w.size(0) == m && w.size(1) == k && w.size(2) >= 1 &&
+                  c % w.size(2) == 0,
+              op, ": w must be [", m, ",", k, ",C/s] with C/s dividing ", c, ", got ",
+              w.defined() ? w.sizes() : torch::IntArrayRef{});
+  detail::check_device(pe, v, op, "pe");
+  detail::check_device(w, v, op, "w");
+  const auto dtype = at::promote_types(at::promote_types(v.scalar_type(), pe.scalar_type()), w.scalar_type());
+  TORCH_CHECK(at::isFloatingType(dtype), op, ": v, pe and w must be floating point, got ", dtype);
+  if (!v.device().is_cpu()) {  // tensor ops: the same arithmetic through autograd
+    const int64_t cw = w.size(2);
+    auto t = (group(v.to(dtype), idx) + pe.to(dtype)).view({m, k, c / cw, cw}) * w.to(dtype).unsqueeze(2);
+    return t.sum(1).view({m, c});
+  }
+  return AggregateRows::apply(v.to(dtype).contiguous(), pe.to(dtype).contiguous(), w.to(dtype).contiguous(),
+                              idx.contiguous());
+}
 
 torch::Tensor group(const torch::Tensor& feat, const torch::Tensor& idx) {
   constexpr const char* op = "group";

@@ -51,6 +51,16 @@ torch::Tensor interpolate(const torch::Tensor& src_xyz, const torch::Tensor& src
 /// Returns [M,k,C]; differentiable w.r.t. feat.
 torch::Tensor group(const torch::Tensor& feat, const torch::Tensor& idx);
 
+/// Point Transformer vector-attention aggregation (PTv1's pointops.aggregation):
+/// y[n, g*C/s + c] = sum_j (v[idx[n,j], g*C/s + c] + pe[n,j, g*C/s + c]) * w[n,j,c]
+/// for v [N,C] (values before grouping), pe [M,k,C] (position encoding), w [M,k,C/s]
+/// (attention weights shared by s channel groups), idx [M,k]. Returns [M,C]; differentiable
+/// w.r.t. v, pe and w. Equals group(v, idx) + pe, viewed [M,k,s,C/s], times w.unsqueeze(2),
+/// summed over k, without materialising the [M,k,C] intermediates (CPU kernel; tensor ops on
+/// other devices). Mixed float dtypes (autocast) are computed in the widest of them.
+torch::Tensor aggregate(const torch::Tensor& v, const torch::Tensor& pe, const torch::Tensor& w,
+                        const torch::Tensor& idx);
+
 /// Groups with precomputed neighbours: xyz [N,3] reference points, new_xyz [M,3] query
 /// points, feat [N,C] (may be undefined: coordinates only), idx [M,k] int64 global into xyz.
 /// Returns [M,k,3+C] = (xyz[idx] - new_xyz, feat[idx]) when with_xyz, else [M,k,C].
