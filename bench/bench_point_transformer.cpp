@@ -84,26 +84,43 @@ double forward_backward(pc::PointTransformer& model, const Batch& b, int runs) {
   });
 }
 
+/// Writes the profiler's events as chrome-trace "X" events (Debian's LibTorch has no Kineto to
+/// save them itself); with recorded shapes each name carries its first input's shape.
+void write_trace(const torch::autograd::profiler::ProfilerResult& result, const char* path) {
+  std::FILE* f = std::fopen(path, "w");
+  if (!f) {
+    std::fprintf(stderr, "bench_point_transformer: cannot write %s\n", path);
+    return;
+  }
+  std::fprintf(f, "{\"traceEvents\": [\n");
+  bool first = true;
+  for (const auto& e : result.events()) {
+    std::string name = e.name();
+    if (e.hasShapes() && !e.shapes().empty() && !e.shapes()[0].empty()) {
+      name += " [";
+      for (size_t d = 0; d < e.shapes()[0].size(); ++d) name += (d ? "," : "") + std::to_string(e.shapes()[0][d]);
+      name += "]";
+    }
+    std::fprintf(f, "%s{\"ph\": \"X\", \"name\": \"%s\", \"ts\": %llu, \"dur\": %llu, \"tid\": %llu}",
+                 first ? "" : ",\n", name.c_str(), static_cast<unsigned long long>(e.startUs()),
+                 static_cast<unsigned long long>(e.durationUs()), static_cast<unsigned long long>(e.startThreadId()));
+    first = false;
+  }
+  std::fprintf(f, "\n]}\n");
+  std::fclose(f);
+}
+
 /// One optimizer step as the trainer does it: forward, loss (+ aux), backward, AdamW step
-/// (the trainer's ewa::FusedAdamW), and the EWA update for MoE models. `gemm_flops` (optional)
-/// receives the GEMM FLOPs of one step.
+/// (the trainer's ewa::FusedAdamW), and the EWA update for MoE models: median seconds of `runs`
+/// steps after a warm-up, their phases printed. `gemm_flops` (optional) receives the GEMM
+/// FLOPs of one step.
 double train_step(pc::PointTransformer& model, const Batch& b, int runs, double* gemm_flops = nullptr) {
   model->train();
   ewa::FusedAdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-3).weight_decay(0.01));
   const bool moe = model->num_moe_layers() > 0;
-  auto step = [&] {
-    opt.zero_grad();
-    auto loss = torch::nn::functional::cross_entropy(model->forward(b.coord, b.feat, b.offset), b.label) +
-                model->aux_loss();
-    loss.backward();
-    opt.step();
-    if (moe) ewa::apply_ewa_(*model, 0.3);
-  };
-  if (gemm_flops) *gemm_flops = ewa::bench::count_gemm_flops(step);
-  const double t = median_seconds(runs, step);
-  // Where the step goes: forward+loss, backward, optimizer (+ EWA), medians over `runs` steps.
-  std::vector<double> tf, tb, to, faults;
-  for (int r = 0; r < runs; ++r) {
+  // One step; with `phases` it appends forward+loss / backward / optimizer (+ EWA) seconds and
+  // the page faults of the step (fresh memory touched) to phases[0..3].
+  auto step = [&](std::vector<double>* phases = nullptr) {
     const long f0 = minor_faults();
     const auto t0 = std::chrono::steady_clock::now();
     opt.zero_grad();
@@ -115,17 +132,26 @@ double train_step(pc::PointTransformer& model, const Batch& b, int runs, double*
     opt.step();
     if (moe) ewa::apply_ewa_(*model, 0.3);
     const auto t3 = std::chrono::steady_clock::now();
-    faults.push_back(static_cast<double>(minor_faults() - f0));
-    tf.push_back(std::chrono::duration<double>(t1 - t0).count());
-    tb.push_back(std::chrono::duration<double>(t2 - t1).count());
-    to.push_back(std::chrono::duration<double>(t3 - t2).count());
+    if (!phases) return;
+    phases[0].push_back(std::chrono::duration<double>(t1 - t0).count());
+    phases[1].push_back(std::chrono::duration<double>(t2 - t1).count());
+    phases[2].push_back(std::chrono::duration<double>(t3 - t2).count());
+    phases[3].push_back(static_cast<double>(minor_faults() - f0));
+  };
+  if (gemm_flops) *gemm_flops = ewa::bench::count_gemm_flops([&] { step(); });
+  step();  // warm-up
+  std::vector<double> phases[4], total;
+  for (int r = 0; r < runs; ++r) {
+    step(phases);
+    total.push_back(phases[0].back() + phases[1].back() + phases[2].back());
   }
-  auto med = [](std::vector<double> v) { std::sort(v.begin(), v.end()); return v[v.size() / 2]; };
+  using ewa::bench::median;
   std::printf("  %s step phases (medians): forward+loss %.3f s, backward %.3f s, optimizer%s %.3f s; %.0f page "
               "faults per step\n",
-              moe ? "MoE" : "dense", med(tf), med(tb), moe ? " + EWA" : "", med(to), med(faults));
-  // BENCH_PROFILE=trace.json: one more step under LibTorch's profiler (chrome trace; op self
-  // times: bench/profile_summary.py trace.json).
+              moe ? "MoE" : "dense", median(phases[0]), median(phases[1]), moe ? " + EWA" : "", median(phases[2]),
+              median(phases[3]));
+  // BENCH_PROFILE=trace.json: one more step under LibTorch's profiler (op self times:
+  // bench/profile_summary.py trace.json).
   if (const char* trace = std::getenv("BENCH_PROFILE"); trace && *trace && !moe) {
     namespace prof = torch::autograd::profiler;
     const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO,
@@ -134,30 +160,9 @@ double train_step(pc::PointTransformer& model, const Batch& b, int runs, double*
     prof::prepareProfiler(config, cpu);
     prof::enableProfiler(config, cpu);
     step();
-    // Written as chrome-trace events (Debian's LibTorch has no Kineto to save them itself).
-    const auto result = prof::disableProfiler();
-    std::FILE* f = std::fopen(trace, "w");
-    if (f) {
-      std::fprintf(f, "{\"traceEvents\": [\n");
-      bool first = true;
-      for (const auto& e : result->events()) {
-        std::string name = e.name();
-        if (e.hasShapes() && !e.shapes().empty() && !e.shapes()[0].empty()) {
-          name += " [";
-          for (size_t d = 0; d < e.shapes()[0].size(); ++d) name += (d ? "," : "") + std::to_string(e.shapes()[0][d]);
-          name += "]";
-        }
-        std::fprintf(f, "%s{\"ph\": \"X\", \"name\": \"%s\", \"ts\": %llu, \"dur\": %llu, \"tid\": %llu}",
-                     first ? "" : ",\n", name.c_str(), static_cast<unsigned long long>(e.startUs()),
-                     static_cast<unsigned long long>(e.durationUs()),
-                     static_cast<unsigned long long>(e.startThreadId()));
-        first = false;
-      }
-      std::fprintf(f, "\n]}\n");
-      std::fclose(f);
-    }
+    write_trace(*prof::disableProfiler(), trace);
   }
-  return t;
+  return median(total);
 }
 
 }  // namespace
