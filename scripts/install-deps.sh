@@ -11,7 +11,7 @@ PKGS=(
   libpcl-dev libopencv-dev libopen3d-dev open3d-gui-data
   libhdf5-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
-  xvfb xauth dataset-fashion-mnist
+  xvfb xauth xdotool dataset-fashion-mnist
 )
 # Extra packages can be added by the caller (e.g. EWA_EXTRA_PKGS="gdb valgrind").
 if [[ -n "${EWA_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$EWA_EXTRA_PKGS"; PKGS+=("${extra[@]}"); fi

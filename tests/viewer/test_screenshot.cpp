@@ -1,6 +1,7 @@
 // End-to-end `ewa view --screenshot` under Xvfb: renders a small labelled room in pred and
 // error modes, side by side, with the legend burned in, and with --pick, and checks the PNG
-// pixels (size, not blank, palette colours, red errors, legend box, two halves).
+// pixels (size, not blank, palette colours, red errors, legend box, two halves). With xdotool,
+// also drives the interactive window: clicks pick points, keys recolour, save and close.
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "ewa/datasets/points/pcd_ply.h"
@@ -324,6 +327,43 @@ TEST_F(Screenshot, PickReportsTheRealPointUnderThePixel) {
   EXPECT_NE(r.err.find("--pick needs --screenshot"), std::string::npos) << r.err;
   r = view(common + " --pick 500,5 --screenshot " + tmp.str("y.png"));
   EXPECT_EQ(r.status, 2);
+}
+
+// The interactive window, driven through X like a user would: a click picks a point (printed on
+// stdout), key 4 switches to error mode, S saves a screenshot of what is shown, L hides the
+// legend, Q closes the window (exit status 0). Under Xvfb the window's pixels are drawn at 3/4
+// width (software GL presentation), but events use real window coordinates, as here.
+TEST_F(Screenshot, KeysAndClicksDriveTheWindow) {
+  if (std::system("command -v xdotool >/dev/null 2>&1") != 0) GTEST_SKIP() << "xdotool not installed";
+  test::TempDir tmp;
+  write_segment_room(tmp);
+  const std::string script = tmp.str("drive.sh");
+  {
+    std::ofstream f(script);
+    f << "set -u\ncd '" << tmp.path().string() << "'\n"
+      << "'" << EWA_CLI_PATH << "' view seg.ply --width 800 --height 600 --point-size 6 & P=$!\n"
+      << "W=$(timeout 60 xdotool search --sync --name 'ewa view' | head -n 1)\n"
+      << "[ -n \"$W\" ] || { echo 'no window'; kill $P; exit 3; }\n"
+      << "sleep 4; xdotool windowfocus --sync \"$W\"; sleep 1\n"
+      // The pane is at least the left half of the window; click around its middle.
+      << "for xy in '200 300' '160 300' '240 300' '200 260' '200 340'; do\n"
+      << "  set -- $xy; xdotool mousemove --window \"$W\" $1 $2 click 1; sleep 1\n"
+      << "done\n"
+      << "xdotool key 4; sleep 2; xdotool key s; sleep 4; xdotool key l; sleep 1; xdotool key q\n"
+      << "timeout 30 sh -c \"while kill -0 $P 2>/dev/null; do sleep 0.2; done\" || { echo 'Q did not close'; kill $P; exit 4; }\n"
+      << "wait $P\n";
+  }
+  auto r = test::run_command("timeout 150 xvfb-run -a -s '-screen 0 1280x1024x24' sh '" + script + "'");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  // At least one click landed on a point: its row, labels and confidence are printed.
+  EXPECT_NE(r.out.find("point "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  gt "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("confidence 0."), std::string::npos) << r.out;
+  // Key 4 then S: the saved screenshot shows error mode (red wrong points, grey right ones).
+  ASSERT_TRUE(std::filesystem::exists(tmp.path() / "ewa_view_error_0.png")) << r.out << r.err;
+  Png shot = decode_png(test::read_file(tmp.path() / "ewa_view_error_0.png"));
+  EXPECT_GT(count_near(shot, {230, 26, 26}, 12), 20);
+  EXPECT_GT(count_near(shot, {158, 158, 158}, 12), 200);
 }
 
 }  // namespace
