@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # C++ ViT step (bench_vit_moe --dense-only) vs torchvision's ViT in Python eager (peer_vit.py) on
-# the same shapes, alternating the two programs ROUNDS times; prints each round and the ratio of
-# the medians. Needs /usr/bin/python3 with torch + torchvision (Debian python3-torch,
+# the same shapes, alternating the programs ROUNDS times; prints each round and the ratios of the
+# medians. Four programs per round: C++ as shipped (fp32 GEMMs through oneDNN when built with it),
+# C++ with EWA_ONEDNN=0 (GEMMs through OpenBLAS, as at::mm), Python as a user runs it, and Python
+# with the malloc and OpenMP settings ewa applies to itself (MALLOC_* / GOMP_SPINCOUNT, see
+# core/src/runtime.cpp), so that the C++ gain is split into what the allocator gives and what the
+# code gives. Needs /usr/bin/python3 with torch + torchvision (Debian python3-torch,
 # python3-torchvision); exits 77 (skipped) without them.
 # Usage: bench/peer_vit.sh [BUILD_DIR=build] [ROUNDS=3] [ITERS=7] [THREADS=2]
 set -euo pipefail
@@ -20,18 +24,21 @@ bin="$build/bench/bench_vit_moe"
 echo "peer_vit: $rounds rounds x $iters steps, $threads threads; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "env: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-unset} load $(cut -d' ' -f1-3 /proc/loadavg)"
 # Each program prints "... cpu X ms, wall Y ms" (medians of its steps). Wall time is what the
-# target is about; CPU time (process, all threads) is the load-independent check with 1 thread.
-cpp=() pyt=() cppc=() pytc=()
+# target is about.
+tuned=(MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4611686018427387904 MALLOC_MMAP_MAX_=0 GOMP_SPINCOUNT=1000)
+wall() { sed -E 's/.*wall ([0-9.]+) ms.*/\1/' <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", a/b}'; }
+cpp=() blas=() pyt=() pyt_tuned=()
 for ((r = 1; r <= rounds; ++r)); do
-  c=$("$bin" --threads "$threads" --iters "$iters" --dense-only 1 | grep 'dense fp32 train step')
-  p=$("$py" "$here/peer_vit.py" --threads "$threads" --iters "$iters")
-  cw=$(sed -E 's/.*wall ([0-9.]+) ms.*/\1/' <<<"$c") cc=$(sed -E 's/.*cpu ([0-9.]+) ms.*/\1/' <<<"$c")
-  pw=$(sed -E 's/.*wall ([0-9.]+) ms.*/\1/' <<<"$p") pc=$(sed -E 's/.*cpu ([0-9.]+) ms.*/\1/' <<<"$p")
-  echo "round $r: wall C++ $cw ms, Python $pw ms ($(awk -v a="$cw" -v b="$pw" 'BEGIN{printf "%.3f", a/b}'));" \
-    "cpu C++ $cc ms, Python $pc ms ($(awk -v a="$cc" -v b="$pc" 'BEGIN{printf "%.3f", a/b}'))"
-  cpp+=("$cw") pyt+=("$pw") cppc+=("$cc") pytc+=("$pc")
+  c=$(wall "$("$bin" --threads "$threads" --iters "$iters" --dense-only 1 | grep 'dense fp32 train step')")
+  b=$(wall "$(EWA_ONEDNN=0 "$bin" --threads "$threads" --iters "$iters" --dense-only 1 | grep 'dense fp32 train step')")
+  p=$(wall "$("$py" "$here/peer_vit.py" --threads "$threads" --iters "$iters")")
+  t=$(wall "$(env "${tuned[@]}" "$py" "$here/peer_vit.py" --threads "$threads" --iters "$iters")")
+  echo "round $r: wall C++ $c ms, C++ with EWA_ONEDNN=0 $b ms, Python $p ms, Python with ewa's malloc/OpenMP env $t ms"
+  cpp+=("$c") blas+=("$b") pyt+=("$p") pyt_tuned+=("$t")
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
-mc=$(med "${cpp[@]}") mp=$(med "${pyt[@]}") mcc=$(med "${cppc[@]}") mpc=$(med "${pytc[@]}")
-echo "median wall: C++ $mc ms, Python $mp ms, C++/Python $(awk -v a="$mc" -v b="$mp" 'BEGIN{printf "%.3f", a/b}') (target <= 0.90)"
-echo "median cpu:  C++ $mcc ms, Python $mpc ms, C++/Python $(awk -v a="$mcc" -v b="$mpc" 'BEGIN{printf "%.3f", a/b}')"
+mc=$(med "${cpp[@]}") mb=$(med "${blas[@]}") mp=$(med "${pyt[@]}") mt=$(med "${pyt_tuned[@]}")
+echo "median wall: C++ $mc ms, C++ (BLAS GEMMs) $mb ms, Python $mp ms, Python (ewa env) $mt ms"
+echo "C++/Python $(ratio "$mc" "$mp") (target <= 0.90); C++/Python with ewa's env $(ratio "$mc" "$mt");" \
+  "oneDNN vs BLAS GEMMs in C++: $(ratio "$mb" "$mc")x"

@@ -68,6 +68,18 @@ if(NOT EWA_WITH_HDF5 STREQUAL "OFF")
 endif()
 ewa_resolve(EWA_WITH_HDF5 HDF5_FOUND libhdf5-dev "HDF5 readers/writers" EWA_HDF5_ENABLED)
 
+# ---- oneDNN (fp32 CPU GEMMs of the models: AVX-512/AMX kernels where OpenBLAS has AVX2 ones) ----
+# Debian's LibTorch links the same libdnnl.so.2; libdnnl-dev adds its headers.
+set(EWA_ONEDNN_FOUND OFF)
+if(NOT EWA_WITH_ONEDNN STREQUAL "OFF")
+  find_path(EWA_DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp)
+  find_library(EWA_DNNL_LIBRARY NAMES dnnl)
+  if(EWA_DNNL_INCLUDE_DIR AND EWA_DNNL_LIBRARY)
+    set(EWA_ONEDNN_FOUND ON)
+  endif()
+endif()
+ewa_resolve(EWA_WITH_ONEDNN EWA_ONEDNN_FOUND libdnnl-dev "oneDNN fp32 GEMMs (ewa::gemm)" EWA_ONEDNN_ENABLED)
+
 # ---- PCL (PCD reading; baseline in the kNN benchmark). VTK targets need MPI::MPI_C. ----
 if(NOT EWA_WITH_PCL STREQUAL "OFF")
   find_package(MPI QUIET COMPONENTS C)

@@ -10,7 +10,7 @@ PKGS=(
   libtorch-dev libopenblas0-openmp
   libpcl-dev libopencv-dev libopen3d-dev open3d-gui-data
   libhdf5-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev libdnnl-dev
   xvfb xauth xdotool dataset-fashion-mnist
 )
 # Extra packages can be added by the caller (e.g. EWA_EXTRA_PKGS="gdb valgrind").

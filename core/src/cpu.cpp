@@ -1,6 +1,7 @@
 // CPU feature detection, OpenBLAS core choice and the once-per-process start-up that restarts
 // the program with OPENBLAS_CORETYPE / GOMP_SPINCOUNT set (both are read only at library load).
 #include "ewa/core/cpu.h"
+#include "ewa/core/gemm.h"
 
 #include <dlfcn.h>
 #include <spdlog/spdlog.h>
@@ -259,6 +260,7 @@ std::string runtime_summary() {
       s += ", best for this CPU: " + best;
     }
   }
+  s += "; fp32 GEMM: " + gemm_backend();
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   s += "; OpenMP wait: ";

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "ewa/core/gemm.h"
 #include "ewa/core/vit.h"
 #include "init_util.h"
 
@@ -31,10 +32,10 @@ torch::Tensor StackedExpertsImpl::forward(const torch::Tensor& xs) {
   TORCH_CHECK(xs.dim() == 3 && xs.size(0) == num_experts() && xs.size(2) == in_features(),
               "StackedExperts: expected slot inputs [E=", num_experts(), ", C, in=", in_features(), "], got ",
               xs.sizes());
-  auto h = torch::baddbmm(b1.unsqueeze(1), xs, w1);  // [E, C, hidden]
+  auto h = gemm(xs, w1, b1.unsqueeze(1));  // [E, C, hidden]
   h = torch::gelu(h);
   if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
-  auto y = torch::baddbmm(b2.unsqueeze(1), h, w2);   // [E, C, out]
+  auto y = gemm(h, w2, b2.unsqueeze(1));   // [E, C, out]
   if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
   return y;
 }
@@ -43,10 +44,10 @@ torch::Tensor StackedExpertsImpl::forward_expert(int64_t e, const torch::Tensor&
   TORCH_CHECK(e >= 0 && e < num_experts() && x.dim() == 2 && x.size(1) == in_features(),
               "StackedExperts: expected expert in [0, ", num_experts(), ") and tokens [n, in=", in_features(),
               "], got expert ", e, " and ", x.sizes());
-  auto h = torch::addmm(b1[e], x, w1[e]);  // [n, hidden]
+  auto h = gemm(x, w1[e], b1[e]);  // [n, hidden]
   h = torch::gelu(h);
   if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
-  auto y = torch::addmm(b2[e], h, w2[e]);  // [n, out]
+  auto y = gemm(h, w2[e], b2[e]);  // [n, out]
   if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
   return y;
 }
@@ -55,10 +56,10 @@ torch::Tensor StackedExpertsImpl::forward_mean(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features(), "StackedExperts: expected [..., in=", in_features(),
               "], got ", x.sizes());
   // Same ops and operands as MlpImpl::forward with the collapsed weights (Linear layout).
-  auto h = torch::linear(x, w1.mean(0).t().contiguous(), b1.mean(0));  // [..., hidden]
+  auto h = gemm_linear(x, w1.mean(0).t().contiguous(), b1.mean(0));  // [..., hidden]
   h = torch::gelu(h);
   if (drop_ > 0) h = torch::dropout(h, drop_, is_training());
-  auto y = torch::linear(h, w2.mean(0).t().contiguous(), b2.mean(0));  // [..., out]
+  auto y = gemm_linear(h, w2.mean(0).t().contiguous(), b2.mean(0));  // [..., out]
   if (drop_ > 0) y = torch::dropout(y, drop_, is_training());
   return y;
 }

@@ -36,8 +36,8 @@ AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, doub
     : num_heads_(num_heads), attn_drop_(attn_drop) {
   TORCH_CHECK(num_heads >= 1 && dim % num_heads == 0, "Attention: num_heads ", num_heads,
               " must divide dim ", dim);
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", Linear(torch::nn::LinearOptions(dim, 3 * dim).bias(qkv_bias)));
+  proj = register_module("proj", Linear(dim, dim));
   proj_drop_ = register_module("proj_drop", torch::nn::Dropout(proj_drop));
 }
 
@@ -51,8 +51,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
 
 // --------------------------------------------------------------------------------------
 MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features, int64_t out_features, double drop) : drop_(drop) {
-  fc1 = register_module("fc1", torch::nn::Linear(in_features, hidden_features));
-  fc2 = register_module("fc2", torch::nn::Linear(hidden_features, out_features));
+  fc1 = register_module("fc1", Linear(in_features, hidden_features));
+  fc2 = register_module("fc2", Linear(hidden_features, out_features));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
@@ -119,7 +119,7 @@ namespace {
 
 /// timm's init of a Linear: "trunc_normal" -> N(0, .02) truncated, bias 0; "xavier" (jax)
 /// -> xavier-uniform (qkv: fan_out counted per q/k/v), bias 0 or N(0, 1e-6) in MLPs.
-void init_linear(torch::nn::Linear& lin, const std::string& mode, bool is_qkv, bool is_mlp) {
+void init_linear(Linear& lin, const std::string& mode, bool is_qkv, bool is_mlp) {
   torch::NoGradGuard no_grad;
   auto& w = lin->weight;  // [out, in]
   if (mode == "trunc_normal") {
@@ -176,7 +176,7 @@ VisionTransformerImpl::VisionTransformerImpl(const VisionTransformerOptions& opt
   } else {
     norm = register_module("norm", torch::nn::LayerNorm(ln));
   }
-  if (o.num_classes() > 0) head = register_module("head", torch::nn::Linear(d, o.num_classes()));
+  if (o.num_classes() > 0) head = register_module("head", Linear(d, o.num_classes()));
 
   if (moe.enabled()) {
     const int64_t hidden = mlp_hidden_dim(o);

@@ -69,6 +69,15 @@ class AutocastGuard {
   at::ScalarType prev_dtype_ = at::kBFloat16;
 };
 
+/// True inside a CPU autocast region.
+inline bool cpu_autocast_enabled() {
+#if EWA_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(c10::DeviceType::CPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
 /// softmax(q k^T * scale) v. Uses the fused kernel on LibTorch >= 2.0.
 /// q, k, v: [B, H, T, D] float; returns [B, H, T, D].
 inline torch::Tensor scaled_dot_product_attention(const torch::Tensor& q, const torch::Tensor& k,

@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "ewa/core/gemm.h"
 #include "ewa/core/moe.h"
 #include "ewa/core/options.h"
 
@@ -41,7 +42,7 @@ class AttentionImpl : public torch::nn::Module {
   /// x [B, T, D] -> [B, T, D].
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
 
  private:
   int64_t num_heads_;
@@ -57,7 +58,7 @@ class MlpImpl : public torch::nn::Module {
   /// x [..., in] -> [..., out].
   torch::Tensor forward(const torch::Tensor& x);
 
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
 
  private:
   double drop_;
@@ -143,7 +144,7 @@ class VisionTransformerImpl : public torch::nn::Module {
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token, pos_embed;
   torch::nn::LayerNorm norm{nullptr}, fc_norm{nullptr};
-  torch::nn::Linear head{nullptr};
+  Linear head{nullptr};
 
  private:
   VisionTransformerOptions options_;
