@@ -208,7 +208,7 @@ int main(int argc, char** argv) {
   const double roof = ewa::bench::gemm_gflops(torch::kFloat, 2048, 2048, 2048, 5);
   const double achieved = flops / (td * 1e9);
   std::printf("roofline: dense step %.1f GFLOP (GEMMs) -> %.1f GFLOP/s = %.0f%% of this machine's fp32 GEMM "
-              "(%.1f GFLOP/s, 2048^3 at::mm)\n",
-              flops / 1e9, achieved, 100.0 * achieved / roof, roof);
+              "(%.1f GFLOP/s, 2048^3 ewa::gemm = %s)\n",
+              flops / 1e9, achieved, 100.0 * achieved / roof, roof, ewa::gemm_backend().c_str());
   return 0;
 }

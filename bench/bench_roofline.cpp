@@ -1,8 +1,10 @@
-// This machine's GEMM roof through LibTorch (at::mm): fp32 (OpenBLAS) and bf16 (oneDNN) GFLOP/s
-// on a large square GEMM and on the ViT benchmark's linear-layer shapes; the BLAS core in use.
+// This machine's GEMM roof: fp32 through at::mm (the BLAS) and through ewa::gemm (oneDNN when
+// built with it, what the models run), bf16 through at::mm (oneDNN), in GFLOP/s on a large square
+// GEMM and on the ViT benchmark's linear-layer shapes; the BLAS core in use.
 // Usage: bench_roofline [--threads N] [--iters N] [--size N]
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,13 +35,16 @@ int main(int argc, char** argv) {
   const Shape shapes[] = {{"square", size, size, size},
                           {"ViT fc1 fwd [8320,192]x[192,768]", 8320, 192, 768},
                           {"ViT fc1 dW [768,8320]x[8320,192]", 768, 8320, 192}};
-  std::printf("%-36s %14s %14s %8s\n", "GEMM (best of iters)", "fp32 GFLOP/s", "bf16 GFLOP/s", "bf16/fp32");
+  std::printf("%-36s %14s %14s %14s %8s\n", "GEMM (best of iters)", "fp32 at::mm", "fp32 ewa::gemm",
+              "bf16 at::mm", "bf16/fp32");
   for (const auto& s : shapes) {
+    const double blas = ewa::bench::gemm_gflops(torch::kFloat, s.m, s.k, s.n, iters, /*at_mm=*/true);
     const double f32 = ewa::bench::gemm_gflops(torch::kFloat, s.m, s.k, s.n, iters);
-    const double b16 = ewa::bench::gemm_gflops(torch::kBFloat16, s.m, s.k, s.n, iters);
+    const double b16 = ewa::bench::gemm_gflops(torch::kBFloat16, s.m, s.k, s.n, iters, /*at_mm=*/true);
     std::string name = s.what;
     if (name == "square") name = "square " + std::to_string(size) + "^3";
-    std::printf("%-36s %14.1f %14.1f %8.2f\n", name.c_str(), f32, b16, b16 / f32);
+    std::printf("%-36s %14.1f %14.1f %14.1f %8.2f\n", name.c_str(), blas, f32, b16, b16 / std::max(blas, f32));
   }
+  std::printf("GFLOP/s; ewa::gemm = %s\n", ewa::gemm_backend().c_str());
   return 0;
 }

@@ -13,6 +13,8 @@
 #include <functional>
 #include <vector>
 
+#include "ewa/core/gemm.h"
+
 namespace ewa::bench {
 
 inline double now_ms() {
@@ -48,17 +50,19 @@ inline std::vector<double> interleaved(const std::vector<std::function<void()>>&
   return out;
 }
 
-/// GFLOP/s of at::mm on [m, k] x [k, n] in `dtype` (fp32 through the BLAS, bf16 through
-/// oneDNN), the best of `iters` timed calls after one warm-up: this machine's GEMM roof.
-inline double gemm_gflops(torch::ScalarType dtype, int64_t m, int64_t k, int64_t n, int iters) {
+/// GFLOP/s of [m, k] x [k, n] in `dtype`, the best of `iters` timed calls after one warm-up:
+/// through ewa::gemm (what the models run: fp32 via oneDNN when built with it) or, with
+/// `at_mm`, through at::mm (fp32 via the BLAS, bf16 via oneDNN). This machine's GEMM roof.
+inline double gemm_gflops(torch::ScalarType dtype, int64_t m, int64_t k, int64_t n, int iters, bool at_mm = false) {
   torch::NoGradGuard no_grad;
   auto a = torch::randn({m, k}).to(dtype), b = torch::randn({k, n}).to(dtype);
   auto c = torch::mm(a, b);
   double best = 1e30;
-  for (int i = 0; i < iters; ++i) {
+  for (int i = 0; i <= iters; ++i) {
     const double t0 = now_ms();
-    torch::mm_out(c, a, b);
-    best = std::min(best, now_ms() - t0);
+    if (at_mm) torch::mm_out(c, a, b);
+    else c = ewa::gemm(a, b);
+    if (i > 0) best = std::min(best, now_ms() - t0);
   }
   return 2.0 * static_cast<double>(m) * static_cast<double>(k) * static_cast<double>(n) / (best * 1e6);
 }
@@ -74,7 +78,8 @@ inline std::unique_ptr<at::ObserverContext> count_gemm_call(const at::RecordFunc
   const char* name = fn.name();
   const bool mm = !std::strcmp(name, "aten::mm"), addmm = !std::strcmp(name, "aten::addmm");
   const bool bmm = !std::strcmp(name, "aten::bmm"), baddbmm = !std::strcmp(name, "aten::baddbmm");
-  if (!(mm || addmm || bmm || baddbmm)) return nullptr;
+  const bool ewa_gemm = !std::strcmp(name, "ewa::gemm");  // the oneDNN path records (a, b)
+  if (!(mm || addmm || bmm || baddbmm || ewa_gemm)) return nullptr;
   auto in = fn.inputs();
   const size_t first = (addmm || baddbmm) ? 1 : 0;  // addmm(bias, a, b)
   if (in.size() < first + 2 || !in[first].isTensor() || !in[first + 1].isTensor()) return nullptr;
@@ -90,7 +95,7 @@ inline std::unique_ptr<at::ObserverContext> count_gemm_call(const at::RecordFunc
 }  // namespace detail
 
 /// GEMM FLOPs of one call of `fn` (forward and backward matmuls of a train step), counted from the
-/// shapes of every aten::mm / addmm / bmm / baddbmm it dispatches.
+/// shapes of every aten::mm / addmm / bmm / baddbmm and ewa::gemm (oneDNN) it dispatches.
 inline double count_gemm_flops(const std::function<void()>& fn) {
   detail::gemm_flop_counter() = 0.0;
   auto handle = at::addGlobalCallback(

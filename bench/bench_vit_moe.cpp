@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
               train[2], train[2] / train[0], opt_only[1], opt_only[0], opt_only[1] / opt_only[0]);
   const double achieved = step_flops / (train[0] * 1e6);
   std::printf("roofline: dense step %.1f GFLOP (GEMMs) -> %.1f GFLOP/s = %.0f%% of this machine's fp32 GEMM "
-              "(%.1f GFLOP/s, 2048^3 at::mm)\n",
-              step_flops / 1e9, achieved, 100.0 * achieved / roof, roof);
+              "(%.1f GFLOP/s, 2048^3 ewa::gemm = %s)\n",
+              step_flops / 1e9, achieved, 100.0 * achieved / roof, roof, ewa::gemm_backend().c_str());
 
   std::vector<double> ewa_times;
   for (int i = 0; i < 50; ++i) {

@@ -2,6 +2,8 @@
 // products are gemm calls on transposed views, so the gradients keep the operands' layouts).
 #include "ewa/core/gemm.h"
 
+#include <ATen/record_function.h>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -69,6 +71,7 @@ torch::Tensor torch_product(const torch::Tensor& a, const torch::Tensor& b, cons
 
 torch::Tensor onednn_product(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
   const auto A = onednn_operand(a), B = onednn_operand(b);
+  RECORD_FUNCTION("ewa::gemm", std::vector<c10::IValue>({A, B}));  // for profilers and FLOP counts
   torch::Tensor bias_view;
   onednn_bias(bias, a.dim(), b.size(-1), bias_view);
   std::vector<int64_t> shape = a.sizes().vec();

@@ -3,6 +3,9 @@
 // Compiled to "not available" when the build has no oneDNN (EWA_WITH_ONEDNN).
 #include "gemm_detail.h"
 
+#include <cstring>
+#include <unordered_map>
+
 #ifdef EWA_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -36,26 +39,35 @@ std::string onednn_version() {
 bool onednn_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias, torch::Tensor& out) {
   auto& engine = onednn_engine();
   const auto a_md = onednn_desc(a), b_md = onednn_desc(b), c_md = onednn_desc(out);
-  const auto bias_md = bias.defined() ? onednn_desc(bias) : dnnl::memory::desc();
-  dnnl::matmul prim;
-  try {
+  // A primitive with an optimised kernel, or none. oneDNN falls back to its reference kernel
+  // ("ref:any", ~100x slower) for layouts its kernels lack: 2.6 has no fast kernel for a bias
+  // that varies over the batch ([E, 1, N]); that bias is then added after the product.
+  auto make = [&](const dnnl::memory::desc& bias_md, dnnl::matmul& prim) {
+    try {
 #if DNNL_VERSION_MAJOR >= 3
-    dnnl::matmul::primitive_desc pd(engine, a_md, b_md, bias_md, c_md);
+      dnnl::matmul::primitive_desc pd(engine, a_md, b_md, bias_md, c_md);
 #else
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, bias_md, c_md), engine);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, bias_md, c_md), engine);
 #endif
-    prim = dnnl::matmul(pd);  // served from oneDNN's primitive cache after the first call per shape
-  } catch (const dnnl::error&) {
-    return false;  // a layout this oneDNN has no kernel for
-  }
+      if (std::strncmp(pd.impl_info_str(), "ref", 3) == 0) return false;
+      prim = dnnl::matmul(pd);  // served from oneDNN's primitive cache after the first call per shape
+      return true;
+    } catch (const dnnl::error&) {
+      return false;  // a layout this oneDNN does not take at all
+    }
+  };
+  dnnl::matmul prim;
+  bool fused_bias = bias.defined() && make(onednn_desc(bias), prim);
+  if (!fused_bias && !make(dnnl::memory::desc(), prim)) return false;
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, dnnl::memory(a_md, engine, a.data_ptr())},
       {DNNL_ARG_WEIGHTS, dnnl::memory(b_md, engine, b.data_ptr())},
       {DNNL_ARG_DST, dnnl::memory(c_md, engine, out.data_ptr())}};
-  if (bias.defined()) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, engine, bias.data_ptr()));
+  if (fused_bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(onednn_desc(bias), engine, bias.data_ptr()));
   dnnl::stream stream(engine);
   prim.execute(stream, args);
   stream.wait();
+  if (bias.defined() && !fused_bias) out.add_(bias);
   return true;
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "ewa/core/gemm.h"
 #include "ewa/pointcloud/point_transformer.h"
 #include "rng_guard.h"
 
@@ -22,29 +23,29 @@ torch::Tensor PointExpertsImpl::forward(const torch::Tensor& xs) {
   TORCH_CHECK(xs.dim() == 3 && xs.size(0) == num_experts() && xs.size(2) == in_features(),
               "PointExperts: expected slot inputs [E=", num_experts(), ", C, in=", in_features(), "], got ",
               xs.sizes());
-  return torch::bmm(xs, weight);  // [E, C, out]
+  return gemm(xs, weight);  // [E, C, out]
 }
 
 torch::Tensor PointExpertsImpl::forward_expert(int64_t e, const torch::Tensor& x) {
   TORCH_CHECK(e >= 0 && e < num_experts() && x.dim() == 2 && x.size(1) == in_features(),
               "PointExperts: expected expert in [0, ", num_experts(), ") and points [n, in=", in_features(),
               "], got expert ", e, " and ", x.sizes());
-  return x.mm(weight[e]);  // [n, out]
+  return gemm(x, weight[e]);  // [n, out]
 }
 
 torch::Tensor PointExpertsImpl::forward_mean(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) == in_features(), "PointExperts: expected [..., in=", in_features(),
               "], got ", x.sizes());
-  // Same op and operand layout as torch::nn::Linear with the collapsed weight.
-  return torch::linear(x, weight.mean(0).t().contiguous());  // [..., out]
+  // Same op and operand layout as ewa::Linear with the collapsed weight.
+  return gemm_linear(x, weight.mean(0).t().contiguous());  // [..., out]
 }
 
 std::shared_ptr<torch::nn::Module> PointExpertsImpl::mean_module() const {
   auto w = mean_dense();  // [out, in]
-  std::shared_ptr<torch::nn::LinearImpl> lin;
+  std::shared_ptr<ewa::LinearImpl> lin;
   {
     detail::RngStateGuard guard;  // collapsing draws no random numbers
-    lin = std::make_shared<torch::nn::LinearImpl>(torch::nn::LinearOptions(w.size(1), w.size(0)).bias(false));
+    lin = std::make_shared<ewa::LinearImpl>(torch::nn::LinearOptions(w.size(1), w.size(0)).bias(false));
   }
   lin->to(w.device(), w.scalar_type());
   torch::NoGradGuard no_grad;

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "ewa/core/gemm.h"
 #include "ewa/pointcloud/ops.h"
 #include "ewa/pointcloud/point_transformer.h"
 #include "rng_guard.h"
@@ -19,8 +20,8 @@ using torch::Tensor;
 
 namespace {
 
-nn::Linear make_linear(int64_t in, int64_t out, bool bias = true) {
-  return nn::Linear(nn::LinearOptions(in, out).bias(bias));
+ewa::Linear make_linear(int64_t in, int64_t out, bool bias = true) {
+  return ewa::Linear(nn::LinearOptions(in, out).bias(bias));
 }
 nn::ReLU make_relu() { return nn::ReLU(nn::ReLUOptions(/*inplace=*/true)); }
 
@@ -110,7 +111,7 @@ class PointTransformerLayerImpl : public nn::Module {
     return ops::aggregate(v, p_r, w, idx);
   }
 
-  nn::Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr};
+  ewa::Linear linear_q{nullptr}, linear_k{nullptr}, linear_v{nullptr};
   nn::Sequential linear_p{nullptr}, linear_w{nullptr};
 
  private:
@@ -119,7 +120,7 @@ class PointTransformerLayerImpl : public nn::Module {
 TORCH_MODULE(PointTransformerLayer);
 
 /// Bottleneck block: linear1+bn1+relu, transformer2+bn2+relu, linear3+bn3, + identity, relu.
-/// linear1 / linear3 are bias-free nn::Linear or PointMoELinear (same registered name).
+/// linear1 / linear3 are bias-free ewa::Linear or PointMoELinear (same registered name).
 class PointTransformerBlockImpl : public nn::Module {
  public:
   PointTransformerBlockImpl(int64_t planes, int64_t share_planes, const PointMoEOptions* moe) {
@@ -149,14 +150,14 @@ class PointTransformerBlockImpl : public nn::Module {
     return out;
   }
 
-  /// Replaces the MoE linears by nn::Linear holding the mean expert. Returns how many.
+  /// Replaces the MoE linears by ewa::Linear holding the mean expert. Returns how many.
   int64_t collapse() { return collapse_one("linear1", linear1_, moe1_) + collapse_one("linear3", linear3_, moe3_); }
 
   nn::BatchNorm1d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   PointTransformerLayer transformer2{nullptr};
 
  private:
-  nn::Linear make_pointwise(const std::string& name, int64_t planes, const PointMoEOptions* moe, PointMoELinear& m) {
+  ewa::Linear make_pointwise(const std::string& name, int64_t planes, const PointMoEOptions* moe, PointMoELinear& m) {
     // Draws exactly what the dense model draws, so with RUP and init "copy" every weight of
     // the MoE model equals the dense model's built from the same seed.
     auto dense = make_linear(planes, planes, /*bias=*/false);
@@ -166,21 +167,21 @@ class PointTransformerBlockImpl : public nn::Module {
     return nullptr;
   }
 
-  static Tensor pointwise(nn::Linear lin, PointMoELinear moe, const Tensor& x) {  // holders: shared_ptr copies
+  static Tensor pointwise(ewa::Linear lin, PointMoELinear moe, const Tensor& x) {  // holders: shared_ptr copies
     return moe ? moe->forward(x) : lin->forward(x);
   }
 
-  int64_t collapse_one(const std::string& name, nn::Linear& lin, PointMoELinear& moe) {
+  int64_t collapse_one(const std::string& name, ewa::Linear& lin, PointMoELinear& moe) {
     if (!moe) return 0;
-    auto mean = std::dynamic_pointer_cast<nn::LinearImpl>(moe->experts->mean_module());  // expert mean
+    auto mean = std::dynamic_pointer_cast<ewa::LinearImpl>(moe->experts->mean_module());  // expert mean
     TORCH_CHECK(mean, "PointTransformer: ", name, " has experts that are not linear experts");
-    lin = nn::Linear(mean);
+    lin = ewa::Linear(mean);
     replace_module(name, lin);
     moe = nullptr;
     return 1;
   }
 
-  nn::Linear linear1_{nullptr}, linear3_{nullptr};
+  ewa::Linear linear1_{nullptr}, linear3_{nullptr};
   PointMoELinear moe1_{nullptr}, moe3_{nullptr};
 };
 
@@ -217,7 +218,7 @@ class TransitionDownImpl : public nn::Module {
     return {n_p, std::get<0>(y.max(1)), n_o};                               // max-pool: [M, out]
   }
 
-  nn::Linear linear{nullptr};
+  ewa::Linear linear{nullptr};
   nn::BatchNorm1d bn{nullptr};
 
  private:
