@@ -25,6 +25,8 @@ torch::Tensor gemm_linear(const torch::Tensor& x, const torch::Tensor& weight, c
 std::string gemm_backend();
 
 /// torch::nn::Linear whose forward is ewa::gemm_linear (same parameters and state-dict names).
+/// Note: Module::clone() of a model copies these as torch::nn::LinearImpl (LibTorch's Cloneable),
+/// i.e. the same values computed by at::linear.
 class LinearImpl : public torch::nn::LinearImpl {
  public:
   using torch::nn::LinearImpl::LinearImpl;
