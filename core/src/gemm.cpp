@@ -25,22 +25,21 @@ bool onednn_on() {
   return on;
 }
 
-// The bias as oneDNN takes it (out's rank, size 1 where it broadcasts); undefined when the shape
-// needs a general broadcast (then the product goes to LibTorch).
-bool onednn_bias(const torch::Tensor& bias, int64_t rank, int64_t n, torch::Tensor& out) {
+// Whether oneDNN takes this bias: undefined, [N], or [E, 1, N] with a 3-D product (anything
+// else needs a general broadcast: LibTorch's op).
+bool onednn_bias_fits(const torch::Tensor& bias, int64_t rank, int64_t n) {
   if (!bias.defined()) return true;
   if (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu()) return false;
-  if (bias.dim() == 1 && bias.size(0) == n) {
-    std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
-    shape.back() = n;
-    out = bias.contiguous().view(shape);
-    return true;
-  }
-  if (bias.dim() == 3 && rank == 3 && bias.size(1) == 1 && bias.size(2) == n) {
-    out = bias.contiguous();
-    return true;
-  }
-  return false;
+  return (bias.dim() == 1 && bias.size(0) == n) ||
+         (bias.dim() == 3 && rank == 3 && bias.size(1) == 1 && bias.size(2) == n);
+}
+
+// A fitting bias as oneDNN reads it: out's rank, size 1 where it broadcasts.
+torch::Tensor onednn_bias_view(const torch::Tensor& bias, int64_t rank) {
+  if (!bias.defined() || bias.dim() == rank) return bias.defined() ? bias.contiguous() : bias;
+  std::vector<int64_t> shape(static_cast<size_t>(rank), 1);
+  shape.back() = bias.size(0);
+  return bias.contiguous().view(shape);
 }
 
 bool onednn_eligible(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
@@ -54,8 +53,7 @@ bool onednn_eligible(const torch::Tensor& a, const torch::Tensor& b, const torch
     return false;
   const int64_t macs = a.numel() * b.size(-1);
   if (macs < kMinOnednnMacs) return false;
-  torch::Tensor unused;
-  return onednn_bias(bias, r, b.size(-1), unused);
+  return onednn_bias_fits(bias, r, b.size(-1));
 }
 
 // An operand oneDNN reads in place: a unit stride in one of the last two dimensions.
@@ -72,8 +70,7 @@ torch::Tensor torch_product(const torch::Tensor& a, const torch::Tensor& b, cons
 torch::Tensor onednn_product(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& bias) {
   const auto A = onednn_operand(a), B = onednn_operand(b);
   RECORD_FUNCTION("ewa::gemm", std::vector<c10::IValue>({A, B}));  // for profilers and FLOP counts
-  torch::Tensor bias_view;
-  onednn_bias(bias, a.dim(), b.size(-1), bias_view);
+  const auto bias_view = onednn_bias_view(bias, a.dim());
   std::vector<int64_t> shape = a.sizes().vec();
   shape.back() = b.size(-1);
   auto out = torch::empty(shape, a.options());

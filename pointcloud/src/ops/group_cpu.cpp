@@ -49,10 +49,6 @@ torch::Tensor gather_backward_cpu(const torch::Tensor& grad, const torch::Tensor
   return out;
 }
 
-}  // namespace ewa::pointcloud::ops::detail
-
-namespace ewa::pointcloud::ops::detail {
-
 // Vector-attention aggregation, one query point per iteration (parallel over points): its k
 // neighbour rows of v, pe and w are read once and y accumulates in the accumulate type.
 torch::Tensor aggregate_cpu(const torch::Tensor& v, const torch::Tensor& pe, const torch::Tensor& w,
