@@ -105,6 +105,89 @@ std::vector<std::string> batchnorm_modules(torch::nn::Module& model) {
 }
 
 namespace {
+template <class F>
+void for_each_batchnorm(torch::nn::Module& model, F&& f) {
+  for (const auto& m : model.modules(/*include_self=*/true)) {
+    if (auto* b1 = dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get())) {
+      f(*b1);
+    } else if (auto* b2 = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get())) {
+      f(*b2);
+    } else if (auto* b3 = dynamic_cast<torch::nn::BatchNorm3dImpl*>(m.get())) {
+      f(*b3);
+    }
+  }
+}
+}  // namespace
+
+std::vector<torch::Tensor> batchnorm_statistics(torch::nn::Module& model) {
+  std::vector<torch::Tensor> out;
+  for_each_batchnorm(model, [&](auto& bn) {
+    if (!bn.options.track_running_stats()) return;
+    out.push_back(bn.running_mean);
+    out.push_back(bn.running_var);
+  });
+  return out;
+}
+
+int64_t recompute_batchnorm(torch::nn::Module& model, const std::function<bool()>& forward_next, int64_t max_batches) {
+  if (max_batches <= 0) return 0;
+  struct Saved {
+    std::function<void(c10::optional<double>)> set_momentum;
+    c10::optional<double> momentum;
+    torch::Tensor mean, var, tracked;  // the statistics' storage and a copy of their values
+    torch::Tensor mean0, var0, tracked0;
+  };
+  std::vector<Saved> saved;
+  const bool was_training = model.is_training();
+  model.eval();
+  {
+    torch::NoGradGuard ng;
+    for_each_batchnorm(model, [&](auto& bn) {
+      if (!bn.options.track_running_stats()) return;
+      Saved s;
+      s.set_momentum = [&bn](c10::optional<double> m) { bn.options.momentum(m); };
+      s.momentum = bn.options.momentum();
+      s.mean = bn.running_mean;
+      s.var = bn.running_var;
+      s.tracked = bn.num_batches_tracked;
+      s.mean0 = s.mean.clone();
+      s.var0 = s.var.clone();
+      s.tracked0 = s.tracked.clone();
+      bn.reset_running_stats();
+      bn.options.momentum(c10::nullopt);  // cumulative: 1 / num_batches_tracked
+      bn.train(true);
+      saved.push_back(std::move(s));
+    });
+  }
+  int64_t n = 0;
+  auto restore = [&] {
+    torch::NoGradGuard ng;
+    for (auto& s : saved) {
+      s.set_momentum(s.momentum);
+      if (n == 0) {
+        s.mean.copy_(s.mean0);
+        s.var.copy_(s.var0);
+        s.tracked.copy_(s.tracked0);
+      }
+    }
+    model.train(was_training);
+  };
+  if (saved.empty()) {
+    restore();
+    return 0;
+  }
+  try {
+    while (n < max_batches && forward_next()) ++n;
+  } catch (...) {
+    n = 0;  // a failed pass leaves the statistics as they were
+    restore();
+    throw;
+  }
+  restore();
+  return n;
+}
+
+namespace {
 class EmaHook : public Hook {
  public:
   explicit EmaHook(std::shared_ptr<ModelEma> ema) : ema_(std::move(ema)) {}

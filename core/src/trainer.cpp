@@ -169,10 +169,15 @@ Trainer::Trainer(TrainerConfig config, TrainTask& task)
   if (t.ema().enabled()) {  // after EWA: the average follows the weights as EWA leaves them
     ema_ = std::make_shared<ModelEma>(task_.model(), t.ema());
     const auto bn = batchnorm_modules(task_.model());
-    if (!bn.empty()) {
-      spdlog::warn("train.ema: the model has {} BatchNorm layers ({}, ...); the EMA averages their running statistics, "
-                   "which need not match the averaged weights (the mOSD Point Transformer's EMA predicted a single "
-                   "class, README \"Evidence\"): evaluate the EMA before relying on it",
+    ema_has_batchnorm_ = !bn.empty();
+    if (!bn.empty() && t.ema().bn_batches() > 0) {
+      spdlog::info("train.ema: the model has {} BatchNorm layers; their statistics under the EMA weights are recomputed "
+                   "from {} training batches before every evaluation and before export",
+                   bn.size(), t.ema().bn_batches());
+    } else if (!bn.empty()) {
+      spdlog::warn("train.ema: the model has {} BatchNorm layers ({}, ...) and train.ema.bn_batches is 0: the EMA "
+                   "averages their running statistics, which need not match the averaged weights (the mOSD Point "
+                   "Transformer's EMA predicted a single class, README \"Evidence\")",
                    bn.size(), bn.front());
     }
     hooks_.push_back(make_ema_hook(ema_));
@@ -276,6 +281,7 @@ std::map<std::string, double> Trainer::run_evaluation() {
   std::map<std::string, double> metrics;
   {
     EmaSwapGuard on_ema(ema_.get(), model);
+    recompute_ema_batchnorm();  // into the shadow: export copies these statistics
     torch::NoGradGuard ng;
     compat::AutocastGuard ac(device_.type(), at::kBFloat16, bf16_);
     metrics = task_.evaluate();
@@ -290,6 +296,38 @@ std::map<std::string, double> Trainer::run_evaluation() {
     for (auto& kv : metrics) kv.second = t[0][static_cast<int64_t>(i++)].item<double>() / dist_->world_size();
   }
   return metrics;
+}
+
+void Trainer::recompute_ema_batchnorm() {
+  const int64_t max_batches = config_.train.ema().bn_batches();
+  if (!ema_ || !ema_has_batchnorm_ || max_batches <= 0) return;
+  auto& model = task_.model();
+  // Training batches from the start of the current epoch (data order is a pure function of
+  // seed and epoch; fit() restarts the data source at each epoch, so training is unaffected).
+  // The global RNG is restored, so a run with the EMA draws the same numbers as one without.
+  const torch::Tensor rng = get_cpu_rng_state();
+  task_.begin_epoch(state_.epoch, 0);
+  const int64_t used = recompute_batchnorm(
+      model,
+      [&] {
+        auto b = task_.next_batch();
+        if (!b) return false;
+        for (auto& kv : b->tensors) kv.second = kv.second.to(device_, /*non_blocking=*/true);
+        torch::NoGradGuard ng;
+        compat::AutocastGuard ac(device_.type(), at::kBFloat16, bf16_);
+        task_.training_step(*b);
+        return true;
+      },
+      max_batches);
+  set_cpu_rng_state(rng);
+  if (dist_ && used > 0) {  // every rank saw its own shard: average the statistics
+    std::vector<torch::Tensor> stats = batchnorm_statistics(model);
+    torch::NoGradGuard ng;
+    dist_->allreduce_sum_(stats);
+    for (auto& s : stats) s.div_(static_cast<double>(dist_->world_size()));
+  }
+  bn_step_ = state_.step;
+  spdlog::debug("train.ema: BatchNorm statistics recomputed from {} batches at step {}", used, state_.step);
 }
 
 bool Trainer::train_one_step() {
@@ -451,8 +489,10 @@ FitResult Trainer::fit() {
   }
   each_hook([&](Hook& h) { h.after_train(*this); });
   if (ema_ && !interrupted_) {
-    // What the pipeline exports and evaluates next is the EMA (checkpoints keep both).
+    // What the pipeline exports and evaluates next is the EMA (checkpoints keep both), with the
+    // BatchNorm statistics of the final evaluation (recomputed here if none ran at this step).
     ema_->copy_to(task_.model());
+    if (bn_step_ != state_.step) recompute_ema_batchnorm();
     spdlog::info("train.ema: the model now holds the EMA of its weights ({} updates)", ema_->updates());
   }
   FitResult r;

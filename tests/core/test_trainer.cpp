@@ -371,6 +371,81 @@ TEST(Trainer, EmaIsEvaluatedExportedAndResumedExactly) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << i;
 }
 
+// train.ema.bn_batches: with BatchNorm the EMA's running statistics are recomputed under the
+// EMA weights from the first bn_batches training batches of the epoch (plain mean of the
+// batches' mean and unbiased variance), before every evaluation and export; the training run
+// itself is unchanged; a resumed run ends bit-identical, statistics included.
+TEST(TrainerEma, RecomputesBatchNormStatisticsOfTheAverage) {
+  auto make_cfg = [](const std::string& dir, int64_t epochs, int64_t bn_batches) {
+    auto cfg = test::synthetic_config(dir);
+    cfg.train.epochs(epochs);
+    cfg.train.schedule().name("constant").warmup_epochs(0);
+    cfg.train.ema().enabled(true).decay(0.8).bn_batches(bn_batches);
+    return cfg;
+  };
+  SyntheticTaskOptions o;
+  o.dropout = 0.2;  // off while the statistics are recomputed (eval mode but for BatchNorm)
+  o.batchnorm = true;
+  TempDir d3, d0, part, none;
+  SyntheticTask a(o);
+  auto ra = Trainer(make_cfg(d3.str(), 3, 3), a).fit();
+  auto& bn = *a.net()->bn;
+  // Expected: the exported (EMA) weights on the first 3 batches of the last epoch (index 2).
+  SyntheticTask ref(o);
+  ref.begin_epoch(2, 0);
+  torch::Tensor mean = torch::zeros_like(bn.running_mean), var = torch::zeros_like(bn.running_var);
+  {
+    torch::NoGradGuard ng;
+    for (int k = 0; k < 3; ++k) {
+      auto h = a.net()->fc1(ref.next_batch()->at("x"));  // [b, H]: the BatchNorm's input
+      mean += h.mean(0) / 3.0;
+      var += h.var(0, /*unbiased=*/true) / 3.0;
+    }
+  }
+  EXPECT_TRUE(torch::allclose(bn.running_mean, mean, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(bn.running_var, var, 1e-12, 1e-12));
+  EXPECT_EQ(bn.options.momentum(), c10::optional<double>(0.1));  // momentum restored
+  // The final evaluation used those statistics.
+  a.model().eval();
+  {
+    torch::NoGradGuard ng;
+    EXPECT_DOUBLE_EQ(a.evaluate().at("val.loss"), ra.final_metrics.at("val.loss"));
+  }
+  // bn_batches 0 keeps the averaged statistics: same weights, other statistics; the raw
+  // training (last.ckpt with its optimizer) is identical with and without the recomputation.
+  SyntheticTask b(o);
+  Trainer(make_cfg(d0.str(), 3, 0), b).fit();
+  auto wa = weights(a.model()), wb = weights(b.model());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << i;
+  EXPECT_FALSE(torch::allclose(b.net()->bn->running_mean, bn.running_mean, 1e-6, 1e-6));
+  {
+    SyntheticTask ea(o), eb(o);
+    auto oa = make_optimizer(ea.model(), OptimizerOptions{}), ob = make_optimizer(eb.model(), OptimizerOptions{});
+    load_checkpoint(d3.str() + "/checkpoints/last.ckpt", ea.model(), oa.optim.get());
+    load_checkpoint(d0.str() + "/checkpoints/last.ckpt", eb.model(), ob.optim.get());
+    auto ta = weights(ea.model()), tb = weights(eb.model());
+    for (size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(torch::equal(ta[i], tb[i])) << i;
+  }
+  // Resume after 1 epoch: the same EMA and statistics, bit for bit.
+  {
+    SyntheticTask p1(o);
+    Trainer(make_cfg(part.str(), 1, 3), p1).fit();
+  }
+  SyntheticTask p2(o);
+  auto cfg = make_cfg(part.str(), 3, 3);
+  cfg.train.checkpoint().resume(part.str());
+  Trainer(cfg, p2).fit();
+  auto wp = weights(p2.model());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wp[i])) << i;
+  EXPECT_TRUE(torch::equal(p2.net()->bn->running_mean, bn.running_mean));
+  EXPECT_TRUE(torch::equal(p2.net()->bn->running_var, bn.running_var));
+  // No batch at all: the statistics stay as they were.
+  const auto m0 = bn.running_mean.clone();
+  EXPECT_EQ(recompute_batchnorm(a.model(), [] { return false; }, 5), 0);
+  EXPECT_TRUE(torch::equal(bn.running_mean, m0));
+  EXPECT_EQ(bn.num_batches_tracked.item<int64_t>(), 3);
+}
+
 TEST(TrainerEma, WarmupDecayAndIntegerBuffers) {
   torch::nn::Sequential net(torch::nn::Linear(3, 2), torch::nn::BatchNorm1d(2));
   EmaOptions o;

@@ -18,15 +18,20 @@
 namespace ewa::test {
 
 struct TinyNetImpl : torch::nn::Module {
-  TinyNetImpl(int64_t in, int64_t hidden, int64_t classes, double dropout, bool moe) {
+  TinyNetImpl(int64_t in, int64_t hidden, int64_t classes, double dropout, bool moe, bool batchnorm = false) {
     fc1 = register_module("fc1", torch::nn::Linear(in, hidden));
-    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden})));
+    if (batchnorm) {
+      bn = register_module("bn", torch::nn::BatchNorm1d(hidden));
+    } else {
+      norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({hidden})));
+    }
     drop = register_module("drop", torch::nn::Dropout(dropout));
     if (moe) experts = register_module("experts", StackedExperts(2, hidden, hidden, hidden));
     head = register_module("head", torch::nn::Linear(hidden, classes));
   }
   torch::Tensor forward(torch::Tensor x) {
-    auto h = drop(torch::gelu(norm(fc1(x))));  // [B, H]
+    auto h = fc1(x);                                                  // [B, H]
+    h = drop(torch::gelu(bn.is_empty() ? norm(h) : bn(h)));
     if (!experts.is_empty()) {
       auto xs = h.unsqueeze(0).expand({2, h.size(0), h.size(1)}).contiguous();  // [E, B, H]
       h = h + experts(xs).mean(0);                                                 // [B, H]
@@ -35,6 +40,7 @@ struct TinyNetImpl : torch::nn::Module {
   }
   torch::nn::Linear fc1{nullptr}, head{nullptr};
   torch::nn::LayerNorm norm{nullptr};
+  torch::nn::BatchNorm1d bn{nullptr};
   torch::nn::Dropout drop{nullptr};
   StackedExperts experts{nullptr};
 };
@@ -48,6 +54,7 @@ struct SyntheticTaskOptions {
   int64_t batch = 8;          ///< per-rank micro-batch size
   double dropout = 0.1;
   bool moe = false;
+  bool batchnorm = false;     ///< BatchNorm1d instead of LayerNorm after fc1
   bool augment = true;        ///< mt19937 feature jitter (exercises data_state)
   int64_t nan_at_call = -1;   ///< training_step call (1-based) whose loss becomes NaN
   double label_smoothing = 0.0;
@@ -59,7 +66,7 @@ class SyntheticTask : public TrainTask {
  public:
   explicit SyntheticTask(SyntheticTaskOptions o) : o_(o) {
     torch::manual_seed(o_.seed);
-    net_ = TinyNet(o_.features, o_.hidden, o_.classes, o_.dropout, o_.moe);
+    net_ = TinyNet(o_.features, o_.hidden, o_.classes, o_.dropout, o_.moe, o_.batchnorm);
     net_->to(o_.dtype);
     auto gen = at::detail::createCPUGenerator(o_.seed + 1000);
     x_ = torch::randn({o_.samples, o_.features}, gen, torch::TensorOptions().dtype(o_.dtype));  // [N, F]

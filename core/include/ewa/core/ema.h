@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,11 +48,23 @@ class ModelEma {
   int64_t updates_ = 0;
 };
 
-/// Names of `model`'s BatchNorm modules (empty when it has none). Their running statistics are
-/// averaged like every floating buffer, and averaged statistics need not belong to averaged
-/// weights: the trainer warns (README "Evidence": the mOSD Point Transformer's EMA predicted a
-/// single class; the LayerNorm ViT lost 0.6 points).
+/// Names of `model`'s BatchNorm modules (empty when it has none). The EMA averages their
+/// running statistics like every floating buffer, and averaged statistics need not belong to
+/// averaged weights (README "Evidence": the mOSD Point Transformer's EMA predicted a single
+/// class), so the trainer recomputes them (train.ema.bn_batches) or warns.
 std::vector<std::string> batchnorm_modules(torch::nn::Module& model);
+
+/// The running mean and variance tensors of `model`'s BatchNorm layers that track statistics.
+std::vector<torch::Tensor> batchnorm_statistics(torch::nn::Module& model);
+
+/// Recomputes the running statistics of `model`'s BatchNorm layers (1-, 2- and 3-d, those that
+/// track statistics) from the batches that `forward_next` runs, at most `max_batches` of them
+/// (SWA's update_bn): statistics reset, then each layer takes the plain mean of the batches'
+/// statistics, while every other module is in eval mode (no dropout; MoE layers evaluate as
+/// their averaged expert: the network that is evaluated and exported). `forward_next` runs one
+/// forward and returns false when there is no more data. Momentum and the model's mode are
+/// restored; with no batch at all the statistics are left as they were. Returns the batches run.
+int64_t recompute_batchnorm(torch::nn::Module& model, const std::function<bool()>& forward_next, int64_t max_batches);
 
 /// Swaps the EMA into `model` for the scope's lifetime (no-op when `ema` is null).
 class EmaSwapGuard {

@@ -91,13 +91,19 @@ struct EmaOptions {
   /// d = min(decay, (1 + n) / (10 + n)) after n updates, so a short run is not dominated by
   /// the initial weights (TensorFlow's ExponentialMovingAverage num_updates rule).
   TORCH_ARG(bool, warmup) = false;
+  /// Models with BatchNorm: before every evaluation and before export the EMA's running
+  /// statistics are recomputed from this many training batches (SWA's update_bn; averaged
+  /// statistics need not belong to averaged weights). 0 = keep the averaged statistics.
+  TORCH_ARG(int64_t, bn_batches) = 32;
 
  public:
   template <class A>
   void visit(A& a) {
-    a("enabled", enabled())("decay", decay())("every_n_steps", every_n_steps())("warmup", warmup());
+    a("enabled", enabled())("decay", decay())("every_n_steps", every_n_steps())("warmup", warmup())(
+        "bn_batches", bn_batches());
     a.require(decay() >= 0 && decay() < 1, "decay", "a number in [0, 1)");
     a.require(every_n_steps() >= 1, "every_n_steps", "an integer >= 1");
+    a.require(bn_batches() >= 0, "bn_batches", "an integer >= 0");
   }
 };
 

@@ -175,6 +175,9 @@ class Trainer {
   void setup();
   void resume_from(const std::string& path);
   bool train_one_step();  // false when the epoch's data is exhausted
+  /// train.ema.bn_batches: the model's BatchNorm statistics recomputed from training batches
+  /// (call with the EMA in the model).
+  void recompute_ema_batchnorm();
   template <class F>
   void each_hook(F&& f);
 
@@ -188,6 +191,8 @@ class Trainer {
   std::string run_dir_;
   std::shared_ptr<DistContext> dist_;
   std::shared_ptr<ModelEma> ema_;
+  bool ema_has_batchnorm_ = false;
+  int64_t bn_step_ = -1;  // step of the last recompute_ema_batchnorm
   std::vector<std::shared_ptr<Hook>> hooks_;
   size_t user_hook_pos_ = 0;
   int64_t steps_per_epoch_ = 1;
