@@ -14,7 +14,11 @@
 # a last `ewa sweep` over all cells trains nothing more and writes OUT/sweep.md / sweep.json.
 # Rerunning the script continues a stopped study.
 #
-# Usage: bench/study_2d.sh [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
+# --small: the small-data recipe instead (configs/study/cifar10-1k-vit.yaml: 1,000 training
+# images, crop + flip, 150 epochs, where the vanilla ViT overfits) with the five method cells
+# (vanilla, ewa, naive-moe, ema, ewa+ema); default output runs/study_2d_1k.
+#
+# Usage: bench/study_2d.sh [--small] [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,19 +26,27 @@ script=study_2d.sh
 source "$here/bench/results_common.sh"
 seeds=3
 jobs=2
+small=0
 dry=()
 while [ $# -gt 0 ]; do
   results_common_option "$@"
   [ "$consumed" = 0 ] && study_option "$@"
   if [ "$consumed" = 0 ]; then
     case $1 in
+      --small) small=1; consumed=1 ;;
       *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
   fi
   shift "$consumed"
 done
 results_find_ewa
-[ -n "$out" ] || out=$here/runs/study_2d
+if [ "$small" = 1 ]; then
+  [ -n "$out" ] || out=$here/runs/study_2d_1k
+  config=$here/configs/study/cifar10-1k-vit.yaml
+else
+  [ -n "$out" ] || out=$here/runs/study_2d
+  config=$here/configs/study/cifar10-5k-vit.yaml
+fi
 archive=$shared/cifar10-train-jpeg.tar.gz
 data=${EWA_CACHE:-/tmp}/ewa_bench_cifar10_jpeg
 if [ ! -d "$data/cifar10-jpeg/train/truck" ]; then
@@ -51,18 +63,21 @@ variants=(
   "naive-moe: model.ewa.enabled=false"
   "ema: model.moe.enabled=false model.ewa.enabled=false $ema"
   "ewa+ema: $ema"
+)
+[ "$small" = 1 ] || variants+=(
   "top1-router: model.ewa.enabled=false model.moe.router.name=softmax_token_choice"
   "experts-2: model.moe.num_experts=2"
   "experts-8: model.moe.num_experts=8"
   "last-2-blocks: model.moe.every=-1 model.moe.last=2"
 )
 for b in 0.1 0.2 0.3 0.5; do
+  [ "$small" = 1 ] && break
   for s in constant linear cosine; do
     [ "$b/$s" = 0.3/linear ] && continue   # that cell is `ewa`
     variants+=("b$b-$s: model.ewa.share_rate=$b model.ewa.schedule=$s")
   done
 done
 
-study_args=("$here/configs/study/cifar10-5k-vit.yaml" --set "data.root=$data/cifar10-jpeg/train"
+study_args=("$config" --set "data.root=$data/cifar10-jpeg/train"
             --set run.threads=1 --seeds "$seeds" --out "$out")
 study_sweep

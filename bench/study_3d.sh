@@ -8,8 +8,10 @@
 # Cells (same recipe, same deployed network):
 #   vanilla, ewa (RUP MoE in the stage-2/3 bottlenecks, b=0.3, linear warm-up over 500 steps),
 #   naive-moe (RUP, no EWA, collapsed), b0.3-constant (b=0.3 from the first step: the recipe
-#   of the configs before this study), ema (dense + model EMA, decay 0.99); with --more also
-#   ewa+ema and stage-3-only (MoE layers in stage 3 only)
+#   of the configs before this study), ema (dense + model EMA, decay 0.99, BatchNorm statistics
+#   recomputed from 32 training batches: train.ema.bn_batches); with --more also ewa+ema,
+#   stage-3-only (MoE layers in stage 3 only) and ema-avg-bn (the EMA with its averaged
+#   BatchNorm statistics, train.ema.bn_batches=0: what train.ema did before the recomputation)
 # The metrics.jsonl of every MoE run records expert_spread per layer (the distance of the
 # experts to their mean) over training. Split over --jobs (default 3) 1-thread sweep processes
 # as bench/study_2d.sh; rerunning continues a stopped study.
@@ -52,7 +54,8 @@ variants=(
   "ema: model.pt.moe.enabled=false model.ewa.enabled=false $ema"
 )
 if [ "$more" = 1 ]; then
-  variants+=("ewa+ema: $ema" "stage-3-only: model.pt.moe.stages=[3]")
+  variants+=("ewa+ema: $ema" "stage-3-only: model.pt.moe.stages=[3]"
+             "ema-avg-bn: model.pt.moe.enabled=false model.ewa.enabled=false $ema train.ema.bn_batches=0")
 fi
 study_args=("$here/configs/mosd/semseg-pt-ewa.yaml" --set "data.root=$(cd "$mosd" && pwd)"
             --set run.threads=1 --metric val.miou --seeds "$seeds" --out "$out")
