@@ -320,7 +320,7 @@ void Trainer::recompute_ema_batchnorm() {
       },
       max_batches);
   set_cpu_rng_state(rng);
-  if (dist_ && used > 0) {  // every rank saw its own shard: average the statistics
+  if (dist_) {  // every rank saw its own shard: average the statistics (every rank calls this)
     std::vector<torch::Tensor> stats = batchnorm_statistics(model);
     torch::NoGradGuard ng;
     dist_->allreduce_sum_(stats);
