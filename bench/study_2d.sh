@@ -16,9 +16,12 @@
 #
 # --small: the small-data recipe instead (configs/study/cifar10-1k-vit.yaml: 1,000 training
 # images, crop + flip, 150 epochs, where the vanilla ViT overfits) with the five method cells
-# (vanilla, ewa, naive-moe, ema, ewa+ema); default output runs/study_2d_1k.
+# (vanilla, ewa, naive-moe, ema, ewa+ema); default output runs/study_2d_1k. With
+# `--dataset fmnist` the same on Fashion-MNIST (configs/study/fmnist-1k-vit.yaml, Debian's
+# dataset-fashion-mnist, the official 10,000 test images; output runs/study_2d_fmnist_1k).
 #
-# Usage: bench/study_2d.sh [--small] [--out DIR] [--seeds N] [--jobs J] [--ewa BIN] [--shared DIR] [--dry-run]
+# Usage: bench/study_2d.sh [--small [--dataset cifar10|fmnist]] [--out DIR] [--seeds N] [--jobs J]
+#                          [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,6 +30,7 @@ source "$here/bench/results_common.sh"
 seeds=3
 jobs=2
 small=0
+dataset=cifar10
 dry=()
 while [ $# -gt 0 ]; do
   results_common_option "$@"
@@ -34,26 +38,35 @@ while [ $# -gt 0 ]; do
   if [ "$consumed" = 0 ]; then
     case $1 in
       --small) small=1; consumed=1 ;;
+      --dataset)
+        [ $# -ge 2 ] || { echo "$script: --dataset needs cifar10 or fmnist" >&2; exit 2; }
+        dataset=$2; consumed=2 ;;
       *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
   fi
   shift "$consumed"
 done
 results_find_ewa
-if [ "$small" = 1 ]; then
-  [ -n "$out" ] || out=$here/runs/study_2d_1k
-  config=$here/configs/study/cifar10-1k-vit.yaml
-else
-  [ -n "$out" ] || out=$here/runs/study_2d
-  config=$here/configs/study/cifar10-5k-vit.yaml
-fi
-archive=$shared/cifar10-train-jpeg.tar.gz
-data=${EWA_CACHE:-/tmp}/ewa_bench_cifar10_jpeg
-if [ ! -d "$data/cifar10-jpeg/train/truck" ]; then
-  [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
-  echo "extracting $archive into $data"
-  mkdir -p "$data"
-  tar xzf "$archive" -C "$data"
+case $small/$dataset in
+  0/cifar10) config=$here/configs/study/cifar10-5k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d ;;
+  1/cifar10) config=$here/configs/study/cifar10-1k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d_1k ;;
+  1/fmnist) config=$here/configs/study/fmnist-1k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d_fmnist_1k ;;
+  *) echo "$script: --dataset $dataset: use cifar10, or fmnist with --small" >&2; exit 2 ;;
+esac
+data_args=()
+if [ "$dataset" = cifar10 ]; then
+  archive=$shared/cifar10-train-jpeg.tar.gz
+  data=${EWA_CACHE:-/tmp}/ewa_bench_cifar10_jpeg
+  if [ ! -d "$data/cifar10-jpeg/train/truck" ]; then
+    [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
+    echo "extracting $archive into $data"
+    mkdir -p "$data"
+    tar xzf "$archive" -C "$data"
+  fi
+  data_args=(--set "data.root=$data/cifar10-jpeg/train")
+elif [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  echo "$script: Fashion-MNIST not found: apt-get install dataset-fashion-mnist" >&2
+  exit 1
 fi
 
 ema="train.ema.enabled=true train.ema.decay=0.995"
@@ -78,6 +91,5 @@ for b in 0.1 0.2 0.3 0.5; do
   done
 done
 
-study_args=("$config" --set "data.root=$data/cifar10-jpeg/train"
-            --set run.threads=1 --seeds "$seeds" --out "$out")
+study_args=("$config" "${data_args[@]}" --set run.threads=1 --seeds "$seeds" --out "$out")
 study_sweep
