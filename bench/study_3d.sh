@@ -17,7 +17,8 @@
 # as bench/study_2d.sh; rerunning continues a stopped study.
 #
 # A run is ~3 min alone on 2 threads, ~6.5 min with 1 thread beside other jobs: the 5 cells x 3
-# seeds took 34 min on 2 cores (3 jobs keep both cores busy to the end).
+# seeds took 34 min on 2 cores (3 jobs keep both cores busy to the end); with --more (8 cells)
+# 66 min while bench/study_2d.sh --small shared the cores.
 #
 # Usage: bench/study_3d.sh [--out DIR] [--seeds N] [--jobs J] [--more] [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
