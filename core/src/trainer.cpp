@@ -303,9 +303,11 @@ void Trainer::recompute_ema_batchnorm() {
   if (!ema_ || !ema_has_batchnorm_ || max_batches <= 0) return;
   auto& model = task_.model();
   // Training batches from the start of the current epoch (data order is a pure function of
-  // seed and epoch; fit() restarts the data source at each epoch, so training is unaffected).
-  // The global RNG is restored, so a run with the EMA draws the same numbers as one without.
+  // seed and epoch); afterwards the data source is put back where it was (position and its own
+  // RNG state, as a resume does) and the global RNG restored, so training, checkpoints and
+  // resumes are the same as without the pass (also when max_steps ends the run mid-epoch).
   const torch::Tensor rng = get_cpu_rng_state();
+  const std::string data_state = task_.data_state();
   task_.begin_epoch(state_.epoch, 0);
   const int64_t used = recompute_batchnorm(
       model,
@@ -319,6 +321,8 @@ void Trainer::recompute_ema_batchnorm() {
         return true;
       },
       max_batches);
+  task_.begin_epoch(state_.epoch, state_.batch_in_epoch);
+  task_.load_data_state(data_state);
   set_cpu_rng_state(rng);
   if (dist_) {  // every rank saw its own shard: average the statistics (every rank calls this)
     std::vector<torch::Tensor> stats = batchnorm_statistics(model);

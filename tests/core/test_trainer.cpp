@@ -439,6 +439,22 @@ TEST(TrainerEma, RecomputesBatchNormStatisticsOfTheAverage) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wp[i])) << i;
   EXPECT_TRUE(torch::equal(p2.net()->bn->running_mean, bn.running_mean));
   EXPECT_TRUE(torch::equal(p2.net()->bn->running_var, bn.running_var));
+  // max_steps ending mid-epoch: the final evaluation's pass leaves the data source (and its
+  // augmentation RNG) where training left it, so resuming that run on to 3 epochs ends the same.
+  {
+    TempDir mid;
+    SyntheticTask m1(o);
+    auto c1 = make_cfg(mid.str(), 3, 3);
+    c1.train.max_steps(20);  // 8 batches per epoch: stops at batch 4 of epoch 3
+    Trainer(c1, m1).fit();
+    SyntheticTask m2(o);
+    auto c2 = make_cfg(mid.str(), 3, 3);
+    c2.train.checkpoint().resume(mid.str());
+    Trainer(c2, m2).fit();
+    auto wm = weights(m2.model());
+    for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wm[i])) << i;
+    EXPECT_TRUE(torch::equal(m2.net()->bn->running_mean, bn.running_mean));
+  }
   // No batch at all: the statistics stay as they were.
   const auto m0 = bn.running_mean.clone();
   EXPECT_EQ(recompute_batchnorm(a.model(), [] { return false; }, 5), 0);
