@@ -22,7 +22,9 @@ work="${EWA_FUZZ_WORK:-$build/work}"
 # clang-14 and its libFuzzer/sanitizer runtimes (only this script needs them).
 EWA_EXTRA_PKGS="${EWA_EXTRA_PKGS:-} clang-14 libclang-rt-14-dev libomp-14-dev" "$EWA_ROOT/scripts/install-deps.sh"
 
-# One build at a time in the fuzz build directory (several scripts may share a checkout).
+# One build at a time in the fuzz build directory (several scripts may share a checkout); the
+# lock is released once the harnesses are built, so runs of different EWA_FUZZ_TARGETS (each
+# with its own EWA_FUZZ_WORK) can share the cores.
 mkdir -p "$build"
 exec 9>"$build/.fuzz.lock"
 flock 9
@@ -33,6 +35,7 @@ if [[ ! -f "$build/build.ninja" ]]; then
     -DEWA_WITH_CUDA=OFF -DEWA_WERROR=OFF
 fi
 cmake --build "$build" -j "$EWA_JOBS" --target ewa_fuzzers
+exec 9>&-
 
 targets=()
 if [[ -n "${EWA_FUZZ_TARGETS:-}" ]]; then
