@@ -386,7 +386,7 @@ TEST(TrainerEma, RecomputesBatchNormStatisticsOfTheAverage) {
   SyntheticTaskOptions o;
   o.dropout = 0.2;  // off while the statistics are recomputed (eval mode but for BatchNorm)
   o.batchnorm = true;
-  TempDir d3, d0, part, none;
+  TempDir d3, d0;
   SyntheticTask a(o);
   auto ra = Trainer(make_cfg(d3.str(), 3, 3), a).fit();
   auto& bn = *a.net()->bn;
@@ -426,35 +426,28 @@ TEST(TrainerEma, RecomputesBatchNormStatisticsOfTheAverage) {
     auto ta = weights(ea.model()), tb = weights(eb.model());
     for (size_t i = 0; i < ta.size(); ++i) EXPECT_TRUE(torch::equal(ta[i], tb[i])) << i;
   }
-  // Resume after 1 epoch: the same EMA and statistics, bit for bit.
-  {
-    SyntheticTask p1(o);
-    Trainer(make_cfg(part.str(), 1, 3), p1).fit();
-  }
-  SyntheticTask p2(o);
-  auto cfg = make_cfg(part.str(), 3, 3);
-  cfg.train.checkpoint().resume(part.str());
-  Trainer(cfg, p2).fit();
-  auto wp = weights(p2.model());
-  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wp[i])) << i;
-  EXPECT_TRUE(torch::equal(p2.net()->bn->running_mean, bn.running_mean));
-  EXPECT_TRUE(torch::equal(p2.net()->bn->running_var, bn.running_var));
-  // max_steps ending mid-epoch: the final evaluation's pass leaves the data source (and its
-  // augmentation RNG) where training left it, so resuming that run on to 3 epochs ends the same.
-  {
-    TempDir mid;
-    SyntheticTask m1(o);
-    auto c1 = make_cfg(mid.str(), 3, 3);
-    c1.train.max_steps(20);  // 8 batches per epoch: stops at batch 4 of epoch 3
-    Trainer(c1, m1).fit();
-    SyntheticTask m2(o);
-    auto c2 = make_cfg(mid.str(), 3, 3);
-    c2.train.checkpoint().resume(mid.str());
-    Trainer(c2, m2).fit();
-    auto wm = weights(m2.model());
-    for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wm[i])) << i;
-    EXPECT_TRUE(torch::equal(m2.net()->bn->running_mean, bn.running_mean));
-  }
+  // Resumed runs end bit-identical to `a`, statistics included: after 1 epoch, and after
+  // max_steps ended a run mid-epoch (the final evaluation's pass leaves the data source and its
+  // augmentation RNG where training left it).
+  auto resumed_matches = [&](int64_t first_epochs, int64_t max_steps) {
+    TempDir dir;
+    {
+      SyntheticTask t1(o);
+      auto c1 = make_cfg(dir.str(), first_epochs, 3);
+      c1.train.max_steps(max_steps);
+      Trainer(c1, t1).fit();
+    }
+    SyntheticTask t2(o);
+    auto c2 = make_cfg(dir.str(), 3, 3);
+    c2.train.checkpoint().resume(dir.str());
+    Trainer(c2, t2).fit();
+    auto w = weights(t2.model());
+    for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], w[i])) << i;
+    EXPECT_TRUE(torch::equal(t2.net()->bn->running_mean, bn.running_mean));
+    EXPECT_TRUE(torch::equal(t2.net()->bn->running_var, bn.running_var));
+  };
+  resumed_matches(1, 0);
+  resumed_matches(3, 20);  // 8 batches per epoch: stops at batch 4 of epoch 3
   // No batch at all: the statistics stay as they were.
   const auto m0 = bn.running_mean.clone();
   EXPECT_EQ(recompute_batchnorm(a.model(), [] { return false; }, 5), 0);
