@@ -286,6 +286,42 @@ TEST(PointsHostile, Hdf5DatasetsDeclaringHugeShapesAreRefused) {
   ASSERT_LT(fs::file_size(p), 1u << 20);
   EXPECT_THAT(clean_failure(p), HasSubstr("declares 3000000000 values"));
 }
+
+// Found by fuzz_room_h5: an integer type declaring 4 GB per value made libhdf5's conversion
+// buffer (values x type size) a 4 GB allocation from a 4 KB file. Element sizes and chunk
+// sizes are bounded like the shape.
+TEST(PointsHostile, Hdf5TypesAndChunksDeclaringHugeSizesAreRefused) {
+  TempDir tmp;
+  auto write = [&](const std::string& name, hid_t type, const hsize_t* chunk) {
+    const std::string p = tmp.str(name);
+    hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hsize_t dims[2] = {4, 3}, maxdims[2] = {H5S_UNLIMITED, 3};
+    hid_t s = H5Screate_simple(2, dims, chunk ? maxdims : nullptr);
+    hid_t plist = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunk) H5Pset_chunk(plist, 2, chunk);
+    hid_t d = H5Dcreate2(f, "coord", type, s, H5P_DEFAULT, plist, H5P_DEFAULT);
+    EXPECT_GE(d, 0) << name;
+    H5Dclose(d);
+    H5Pclose(plist);
+    H5Sclose(s);
+    H5Fclose(f);
+    EXPECT_LT(fs::file_size(p), 1u << 20);
+    return p;
+  };
+  // 12 values of a 4 MB integer: 48 MB of conversion buffer before the fix.
+  hid_t wide = H5Tcopy(H5T_NATIVE_INT32);
+  ASSERT_GE(H5Tset_size(wide, size_t{4} << 20), 0);
+  EXPECT_THAT(clean_failure(write("wide_int.h5", wide, nullptr)),
+              HasSubstr("dataset 'coord' has a 4194304-byte integer type (expected 1, 2, 4 or 8 bytes)"));
+  H5Tclose(wide);
+  // Chunks of 4M x 3 floats (48 MB) for 12 values.
+  const hsize_t big_chunk[2] = {hsize_t{4} << 20, 3};
+  EXPECT_THAT(clean_failure(write("big_chunk.h5", H5T_NATIVE_FLOAT, big_chunk)),
+              HasSubstr("dataset 'coord' declares chunks of"));
+  // Ordinary chunks still read (unwritten: the fill value).
+  const hsize_t small_chunk[2] = {2, 3};
+  EXPECT_EQ(open_cloud(write("ok_chunk.h5", H5T_NATIVE_FLOAT, small_chunk)).cloud.size(), 4);
+}
 #endif
 
 TEST(PointsTable, EveryFormatIsDetectedListedAndReadAlike) {

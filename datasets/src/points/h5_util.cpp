@@ -2,6 +2,7 @@
 #include "h5_util.h"
 
 #ifdef EWA_HAVE_HDF5
+#include <algorithm>
 #include <filesystem>
 #include <vector>
 
@@ -82,6 +83,15 @@ torch::Tensor H5File::read(const std::string& name) const {
   Closer c3{ftype, H5Tclose};
   H5T_class_t cls = H5Tget_class(ftype);
   size_t size = H5Tget_size(ftype);
+  // The file's element size also sizes libhdf5's conversion buffer (numel x size): a type that
+  // declares 4 GB per value would make H5Dread allocate that from a 4 KB file. Numbers are
+  // 1/2/4/8-byte integers and 2/4/8-byte floats (h5py writes float16 as a 2-byte float).
+  const bool int_size = size == 1 || size == 2 || size == 4 || size == 8;
+  const bool float_size = size == 2 || size == 4 || size == 8;
+  if ((cls == H5T_INTEGER && !int_size) || (cls == H5T_FLOAT && !float_size)) {
+    bounded::fail(path_, what + " has a " + std::to_string(size) + "-byte " +
+                             (cls == H5T_FLOAT ? "float" : "integer") + " type (expected 1, 2, 4 or 8 bytes)");
+  }
   torch::ScalarType st;
   hid_t mtype;
   if (cls == H5T_FLOAT) {
@@ -115,6 +125,28 @@ torch::Tensor H5File::read(const std::string& name) const {
   if (need > have * 256 + (int64_t{1} << 20)) {
     bounded::fail(path_, what + " declares " + std::to_string(numel) + " values (" + bounded::human_bytes(need) +
                              ") but the file holds " + bounded::human_bytes(have));
+  }
+  // A chunked dataset's chunk is read whole (and inflated whole when compressed): its declared
+  // size is bounded like the data, with room for chunks larger than small data (16 MB).
+  hid_t dcpl = H5Dget_create_plist(ds);
+  Closer c4{dcpl, H5Pclose};
+  if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
+    std::vector<hsize_t> chunk(static_cast<size_t>(rank > 0 ? rank : 1), 0);
+    const int crank = H5Pget_chunk(dcpl, rank, chunk.data());
+    if (crank != rank) bounded::fail(path_, what + " has an unreadable chunk layout");
+    int64_t chunk_bytes = static_cast<int64_t>(size);
+    for (int i = 0; i < crank; ++i) {
+      const int64_t c = chunk[static_cast<size_t>(i)] > static_cast<hsize_t>(INT64_MAX)
+                            ? -1
+                            : static_cast<int64_t>(chunk[static_cast<size_t>(i)]);
+      if (c < 0) bounded::fail(path_, what + " declares a chunk dimension that overflows");
+      chunk_bytes = bounded::checked_mul(chunk_bytes, c, path_, what + " chunk size");
+    }
+    const int64_t chunk_limit = std::max<int64_t>(have * 256 + (int64_t{1} << 20), int64_t{16} << 20);
+    if (chunk_bytes > chunk_limit) {
+      bounded::fail(path_, what + " declares chunks of " + bounded::human_bytes(chunk_bytes) + " but the file holds " +
+                               bounded::human_bytes(have));
+    }
   }
   auto t = torch::empty(shape, st);
   if (t.numel() > 0) {
