@@ -57,7 +57,7 @@ std::string format_error(const std::string& file, int line, const std::string& k
 // Limits on what one config may expand to. yaml-cpp shares the node of an anchor between its
 // aliases, but the copy below expands them: without a budget, nested aliases ("billion
 // laughs") grow exponentially, and an anchor used inside itself never ends.
-constexpr int64_t kMaxConfigNodes = 100000;
+constexpr int64_t kMaxConfigNodes = 20000;  // the largest shipped config has < 200; ~100 x headroom
 constexpr int kMaxConfigDepth = 64;
 constexpr size_t kMaxConfigFileBytes = 16u << 20;
 constexpr size_t kMaxConfigKeyBytes = 200;  // written back quoted, \xNN-escaped: < 1024 characters
