@@ -12,6 +12,12 @@
 // library; LeakSanitizer ignores allocations made by libhdf5 itself, ours stay checked.
 extern "C" const char* __lsan_default_suppressions() { return "leak:libhdf5_serial.so\n"; }
 
+// libhdf5 mallocs some sizes it reads from the file before checking them against the file
+// (H5C_protect: a metadata entry declaring 3.5e18 bytes). glibc returns NULL for those and
+// libhdf5 fails cleanly; ASan's default aborts instead, which is not what a user would see.
+// Our own code allocates with new / LibTorch, which ASan and -malloc_limit_mb still check.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+
 #ifdef EWA_HAVE_HDF5
 // libhdf5 allocates its metadata cache (~1 MB, zeroed) on every file open and, with its default
 // free-list limits, hands it back to the allocator on close; under ASan every such block is a
