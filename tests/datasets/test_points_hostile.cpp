@@ -322,6 +322,45 @@ TEST(PointsHostile, Hdf5TypesAndChunksDeclaringHugeSizesAreRefused) {
   const hsize_t small_chunk[2] = {2, 3};
   EXPECT_EQ(open_cloud(write("ok_chunk.h5", H5T_NATIVE_FLOAT, small_chunk)).cloud.size(), 4);
 }
+
+// Found by fuzz_room_h5: a 4 KB file whose local heap declares 3.4e18 bytes makes Debian's
+// libhdf5 1.10.8 memcpy into the NULL its failed malloc returned (SIGSEGV inside libhdf5).
+// Files are read in a child process, so this is one clean error, and the same reads still
+// work (and match the in-process reader) for good files.
+TEST(PointsHostile, Hdf5CrashesInsideLibhdf5BecomeOneCleanError) {
+  TempDir tmp;
+  const std::string bad = tmp.str("segv.h5");
+  fs::copy_file(fs::path(EWA_SOURCE_DIR) / "tests/data/fuzz/regressions/room_h5/hdf5-segv-local-heap", bad);
+  EXPECT_THAT(clean_failure(bad), HasSubstr("segv.h5: libhdf5 crashed reading this file (signal 11)"));
+  EXPECT_THAT(clean_failure(bad), HasSubstr("libhdf5 crashed"));  // never trusted after a crash
+
+  PointCloudData room;
+  room.coord = torch::rand({50, 3});
+  room.color = torch::randint(0, 256, {50, 3}).to(torch::kUInt8);
+  room.segment = torch::randint(0, 13, {50});
+  room.instance = torch::randint(0, 5, {50});
+  const std::string good = tmp.str("room.h5");
+  write_room_h5(good, room);
+  const auto forked = read_room_h5(good);
+  setenv("EWA_HDF5_IN_PROCESS", "1", 1);
+  const auto direct = read_room_h5(good);
+  unsetenv("EWA_HDF5_IN_PROCESS");
+  for (const auto* c : {&forked, &direct}) {
+    EXPECT_TRUE(torch::equal(c->coord, room.coord));
+    EXPECT_TRUE(torch::equal(c->color, room.color));
+    EXPECT_TRUE(torch::equal(c->segment, room.segment));
+    EXPECT_TRUE(torch::equal(c->instance, room.instance));
+  }
+  // A missing required dataset is the child's clean error, passed through.
+  const std::string empty = tmp.str("empty.h5");
+  H5Fclose(H5Fcreate(empty.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  try {
+    read_room_h5(empty);
+    ADD_FAILURE() << "accepted";
+  } catch (const std::exception& e) {
+    EXPECT_THAT(e.what(), HasSubstr("empty.h5: no dataset 'coord'"));
+  }
+}
 #endif
 
 TEST(PointsTable, EveryFormatIsDetectedListedAndReadAlike) {

@@ -2,8 +2,19 @@
 #include "h5_util.h"
 
 #ifdef EWA_HAVE_HDF5
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <set>
+#include <tuple>
 #include <vector>
 
 #include "ewa/datasets/bounded_io.h"
@@ -180,6 +191,255 @@ void H5File::write(const std::string& name, const torch::Tensor& in) const {
     TORCH_CHECK(H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) >= 0, path_,
                 ": cannot write dataset '", name, "'");
   }
+}
+
+const torch::Tensor& H5Contents::at(const std::string& name) const {
+  auto it = data.find(name);
+  if (it == data.end()) bounded::fail(path, "no dataset '" + name + "'");
+  return it->second;
+}
+
+namespace {
+
+H5Contents read_in_process(const std::string& path, const std::vector<std::string>& read,
+                           const std::vector<std::string>& probe) {
+  H5Contents c;
+  c.path = path;
+  H5File f = H5File::open_read(path);
+  for (const auto& n : probe) c.dims[n] = f.dims(n);
+  for (const auto& n : read) {
+    if (f.has(n)) c.data[n] = f.read(n);
+  }
+  return c;
+}
+
+// The child's stream: records of [tag u8][name len u32][name], then for 'D' (dims) [ndim
+// u32][ndim x i64], for 'T' (tensor) [dtype i32][ndim u32][ndim x i64][bytes]; 'X' (error)
+// [message len u32][message]; 'V' (every dataset of kVetNames read cleanly); 'E' ends a
+// complete stream.
+struct Writer {
+  int fd;
+  void bytes(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      const ssize_t w = ::write(fd, c, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) _exit(3);
+      c += w;
+      n -= static_cast<size_t>(w);
+    }
+  }
+  template <class T>
+  void pod(T v) { bytes(&v, sizeof v); }
+  void str(const std::string& s) {
+    pod(static_cast<uint32_t>(s.size()));
+    bytes(s.data(), s.size());
+  }
+  void shape(const std::vector<int64_t>& d) {
+    pod(static_cast<uint32_t>(d.size()));
+    for (int64_t v : d) pod(v);
+  }
+};
+
+struct Reader {
+  int fd;
+  const std::string& path;
+  bool bytes(void* p, size_t n) {  // false at a clean end of stream before any byte
+    char* c = static_cast<char*>(p);
+    size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::read(fd, c + got, n - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        if (got == 0) return false;
+        bounded::fail(path, "the HDF5 reader process ended mid-record");
+      }
+      got += static_cast<size_t>(r);
+    }
+    return true;
+  }
+  template <class T>
+  T pod() {
+    T v{};
+    if (!bytes(&v, sizeof v)) bounded::fail(path, "the HDF5 reader process ended mid-record");
+    return v;
+  }
+  std::string str(size_t max) {
+    const auto n = pod<uint32_t>();
+    if (n > max) bounded::fail(path, "the HDF5 reader process sent a malformed record");
+    std::string s(n, '\0');
+    if (n > 0 && !bytes(s.data(), n)) bounded::fail(path, "the HDF5 reader process ended mid-record");
+    return s;
+  }
+  std::vector<int64_t> shape() {
+    const auto n = pod<uint32_t>();
+    if (n > 8) bounded::fail(path, "the HDF5 reader process sent a malformed record");
+    std::vector<int64_t> d(n);
+    for (auto& v : d) v = pod<int64_t>();
+    return d;
+  }
+};
+
+// Every dataset name a reader of this library asks for: the child also reads the ones not
+// asked for, so a file it read whole has been through every libhdf5 call a later in-process
+// read of it can make.
+const std::vector<std::string> kVetNames = {"coord", "color", "segment", "instance", "normal", "data", "label"};
+
+// Files a child read completely, by identity (path, device, inode, size, modification time):
+// read in this process from then on (under h5_mutex()).
+using FileKey = std::tuple<std::string, uint64_t, uint64_t, int64_t, int64_t>;
+std::set<FileKey>& vetted_files() {
+  static std::set<FileKey> s;
+  return s;
+}
+bool file_key(const std::string& path, FileKey& key) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  key = FileKey{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return true;
+}
+
+[[noreturn]] void child_main(int fd, const std::string& path, const std::vector<std::string>& read,
+                             const std::vector<std::string>& probe) {
+  Writer w{fd};
+  try {
+    H5Contents c = read_in_process(path, read, probe);  // its errors are the caller's
+    bool vetted = true;
+    try {  // the rest, to vet the file; its errors only keep the file out of vetted_files()
+      std::vector<std::string> rest;
+      for (const auto& n : kVetNames) {
+        if (std::find(read.begin(), read.end(), n) == read.end()) rest.push_back(n);
+      }
+      (void)read_in_process(path, rest, {});
+    } catch (const std::exception&) {
+      vetted = false;
+    }
+    for (const auto& [name, d] : c.dims) {
+      w.pod('D');
+      w.str(name);
+      w.shape(d);
+    }
+    for (const auto& [name, t] : c.data) {
+      w.pod('T');
+      w.str(name);
+      w.pod(static_cast<int32_t>(t.scalar_type()));
+      w.shape(t.sizes().vec());
+      w.bytes(t.data_ptr(), t.nbytes());
+    }
+    if (vetted) w.pod('V');
+    w.pod('E');
+  } catch (const c10::Error& e) {
+    w.pod('X');
+    w.str(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    w.pod('X');
+    w.str(e.what());
+  }
+  _exit(0);  // no atexit handlers, no static destructors (libhdf5's included)
+}
+
+}  // namespace
+
+H5Contents h5_read(const std::string& path, const std::vector<std::string>& read, const std::vector<std::string>& probe) {
+  std::lock_guard<std::mutex> lock(h5_mutex());  // also: no thread of ours is inside libhdf5 at fork
+  const char* in_process = std::getenv("EWA_HDF5_IN_PROCESS");
+  if (in_process && std::string(in_process) == "1") return read_in_process(path, read, probe);
+  FileKey key;
+  const bool have_key = file_key(path, key);
+  if (have_key && vetted_files().count(key)) return read_in_process(path, read, probe);
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) bounded::fail(path, std::string("cannot create a pipe: ") + std::strerror(errno));
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    bounded::fail(path, std::string("cannot start the HDF5 reader process: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    // A crash in the child ends it by its signal: no crash handler of the parent (a
+    // sanitizer's report, a fuzzer's input dump, a backtrace printer) runs for it.
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
+    close(fds[0]);
+    child_main(fds[1], path, read, probe);
+  }
+  close(fds[1]);
+  struct Reap {  // the child is waited for on every path out of here
+    pid_t pid;
+    int fd;
+    int status = 0;
+    bool done = false;
+    int wait() {
+      if (!done) {
+        close(fd);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        done = true;
+      }
+      return status;
+    }
+    ~Reap() {
+      if (!done) {
+        kill(pid, SIGKILL);
+        wait();
+      }
+    }
+  } reap{pid, fds[0]};
+
+  H5Contents c;
+  c.path = path;
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  const int64_t limit = (ec ? 0 : static_cast<int64_t>(file_bytes)) * 256 + (int64_t{1} << 20);  // as read()
+  Reader r{fds[0], path};
+  std::string error;
+  bool complete = false, vetted = false;
+  char tag = 0;
+  while (!complete && error.empty() && r.bytes(&tag, 1)) {
+    if (tag == 'E') {
+      complete = true;
+    } else if (tag == 'V') {
+      vetted = true;
+    } else if (tag == 'X') {
+      error = r.str(1 << 16);
+    } else if (tag == 'D') {
+      std::string name = r.str(4096);
+      c.dims[name] = r.shape();
+    } else if (tag == 'T') {
+      std::string name = r.str(4096);
+      const auto st = static_cast<torch::ScalarType>(r.pod<int32_t>());
+      const auto shape = r.shape();
+      const bool known = st == torch::kFloat32 || st == torch::kFloat64 || st == torch::kUInt8 || st == torch::kInt8 ||
+                         st == torch::kInt16 || st == torch::kInt32 || st == torch::kInt64;
+      if (!known) bounded::fail(path, "the HDF5 reader process sent a malformed record");
+      const int64_t numel = bounded::checked_product(shape, path, "dataset '" + name + "' shape");
+      const int64_t need = bounded::checked_mul(numel, static_cast<int64_t>(torch::elementSize(st)), path, "dataset size");
+      if (need > limit) bounded::fail(path, "the HDF5 reader process sent a malformed record");
+      auto t = torch::empty(shape, st);
+      if (need > 0 && !r.bytes(t.data_ptr(), static_cast<size_t>(need))) {
+        bounded::fail(path, "the HDF5 reader process ended mid-record");
+      }
+      c.data[name] = std::move(t);
+    } else {
+      bounded::fail(path, "the HDF5 reader process sent a malformed record");
+    }
+  }
+  const int status = reap.wait();
+  if (WIFSIGNALED(status)) {
+    throw H5CrashError(path + ": libhdf5 crashed reading this file (signal " + std::to_string(WTERMSIG(status)) +
+                       "): a damaged or hostile HDF5 file");
+  }
+  if (!error.empty()) {  // the child's message names the file; kept to one line
+    for (char& ch : error) {
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
+    }
+    throw DataError(error);
+  }
+  if (!complete) bounded::fail(path, "the HDF5 reader process ended early (exit status " +
+                                         std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+  if (have_key && vetted) vetted_files().insert(key);
+  return c;
 }
 
 }  // namespace ewa::datasets::detail

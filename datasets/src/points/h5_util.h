@@ -7,6 +7,9 @@
 
 #include <torch/torch.h>
 
+#include "ewa/datasets/bounded_io.h"
+
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -40,6 +43,34 @@ class H5File {
   hid_t id_ = -1;
   std::string path_;
 };
+
+/// What h5_read() returns: the dimensions of the `probe` datasets (empty when absent or
+/// unreadable) and the contents of the `read` datasets that exist.
+struct H5Contents {
+  std::string path;
+  std::map<std::string, std::vector<int64_t>> dims;
+  std::map<std::string, torch::Tensor> data;
+  bool has(const std::string& name) const { return data.count(name) > 0; }
+  /// The dataset `name`; throws "<path>: no dataset '<name>'" when the file has none.
+  const torch::Tensor& at(const std::string& name) const;
+};
+
+/// libhdf5 crashed on the file (h5_read's child was killed by a signal). Format detection lets
+/// this one through, so the user learns the file is damaged, not that its format is unknown.
+class H5CrashError : public DataError {
+ public:
+  using DataError::DataError;
+};
+
+/// Every read of an HDF5 file goes through here (takes h5_mutex()). Debian's libhdf5 1.10
+/// crashes (SIGSEGV) on some damaged files, so the first read of a file happens in a forked
+/// child that reads every dataset this library ever asks for and sends the requested ones back
+/// through a pipe; a child killed by a signal becomes one clean H5CrashError. A file a child
+/// read whole is read in this process from then on while it is unchanged (same path, inode,
+/// size and modification time). EWA_HDF5_IN_PROCESS=1 always reads in this process (for a
+/// debugger or sanitizer).
+H5Contents h5_read(const std::string& path, const std::vector<std::string>& read,
+                   const std::vector<std::string>& probe = {});
 
 }  // namespace ewa::datasets::detail
 #endif

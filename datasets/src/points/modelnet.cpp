@@ -35,10 +35,9 @@ ModelNetH5 read_modelnet_h5(const std::string& dir_s, const std::string& split) 
   bool all_normals = true;
   for (const auto& listed : read_lines(index)) {
     fs::path f = resolve_listed(dir, listed, index);
-    std::lock_guard<std::mutex> lock(h5_mutex());
-    H5File h = H5File::open_read(f.string());
-    auto d = h.read("data");
-    auto l = h.read("label");
+    const H5Contents h = h5_read(f.string(), {"data", "label", "normal"});
+    auto d = h.at("data");
+    auto l = h.at("label");
     TORCH_CHECK(d.dim() == 3 && d.size(2) == 3, f.string(), ": 'data' has shape ", d.sizes(), ", expected [n,P,3]");
     l = l.reshape({-1});  // [n,1] -> [n]
     TORCH_CHECK(l.size(0) == d.size(0) && !l.is_floating_point(), f.string(), ": 'label' must be integer [n,1], found ",
@@ -46,7 +45,7 @@ ModelNetH5 read_modelnet_h5(const std::string& dir_s, const std::string& split) 
     pts.push_back(d.to(torch::kFloat32));
     lab.push_back(l.to(torch::kInt64));
     if (h.has("normal")) {
-      auto n = h.read("normal");
+      auto n = h.at("normal");
       TORCH_CHECK(n.sizes() == d.sizes(), f.string(), ": 'normal' shape ", n.sizes(), " differs from 'data' ", d.sizes());
       nrm.push_back(n.to(torch::kFloat32));
     } else {

@@ -33,10 +33,9 @@ PointNetIndoor3d read_pointnet_indoor3d(const std::string& dir_s, const std::vec
   std::vector<torch::Tensor> datas, labels;
   for (const auto& listed : read_lines(index)) {
     fs::path f = resolve_listed(dir, listed, index);
-    std::lock_guard<std::mutex> lock(h5_mutex());
-    H5File h = H5File::open_read(f.string());
-    auto d = h.read("data");
-    auto l = h.read("label");
+    const H5Contents h = h5_read(f.string(), {"data", "label"});
+    auto d = h.at("data");
+    auto l = h.at("label");
     TORCH_CHECK(d.dim() == 3 && d.size(2) == 9, f.string(), ": 'data' has shape ", d.sizes(), ", expected [B,P,9]");
     if (l.dim() == 3 && l.size(2) == 1) l = l.squeeze(2);
     TORCH_CHECK(l.dim() == 2 && l.size(0) == d.size(0) && l.size(1) == d.size(1), f.string(), ": 'label' has shape ",

@@ -59,13 +59,12 @@ void write_room_h5(const std::string& path, const PointCloudData& cloud) {
 PointCloudData read_room_h5(const std::string& path) {
   PointCloudData c;
   {
-    std::lock_guard<std::mutex> lock(h5_mutex());
-    H5File f = H5File::open_read(path);
-    c.coord = f.read("coord").to(torch::kFloat32);
-    if (f.has("color")) c.color = f.read("color");
-    if (f.has("segment")) c.segment = f.read("segment").to(torch::kInt64);
-    if (f.has("instance")) c.instance = f.read("instance").to(torch::kInt64);
-    if (f.has("normal")) c.normal = f.read("normal").to(torch::kFloat32);
+    const H5Contents f = h5_read(path, {"coord", "color", "segment", "instance", "normal"});
+    c.coord = f.at("coord").to(torch::kFloat32);
+    if (f.has("color")) c.color = f.at("color");
+    if (f.has("segment")) c.segment = f.at("segment").to(torch::kInt64);
+    if (f.has("instance")) c.instance = f.at("instance").to(torch::kInt64);
+    if (f.has("normal")) c.normal = f.at("normal").to(torch::kFloat32);
   }
   if (c.color.defined()) {
     TORCH_CHECK(c.color.scalar_type() == torch::kUInt8, path, ": 'color' must be uint8, found ", c.color.scalar_type());

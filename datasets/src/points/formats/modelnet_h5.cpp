@@ -39,11 +39,10 @@ CloudScene h5_block(const std::string& path, int64_t channels) {
   CloudScene s;
   torch::Tensor d, l, n;
   {
-    std::lock_guard<std::mutex> lock(detail::h5_mutex());
-    auto h = detail::H5File::open_read(file);
-    d = h.read("data");
-    if (h.has("label")) l = h.read("label");
-    if (h.has("normal")) n = h.read("normal");
+    const auto h = detail::h5_read(file, {"data", "label", "normal"});
+    d = h.at("data");
+    if (h.has("label")) l = h.at("label");
+    if (h.has("normal")) n = h.at("normal");
   }
   if (d.dim() != 3 || d.size(2) != channels) bounded::fail(file, "'data' is not [B,P," + std::to_string(channels) + "]");
   if (k < 0) k = 0;

@@ -10,8 +10,9 @@ namespace ewa::datasets::fmt {
 std::vector<int64_t> h5_dims(const std::string& path, const std::string& name) {
 #ifdef EWA_HAVE_HDF5
   try {
-    std::lock_guard<std::mutex> lock(detail::h5_mutex());
-    return detail::H5File::open_read(path).dims(name);
+    return detail::h5_read(path, {}, {name}).dims.at(name);
+  } catch (const detail::H5CrashError&) {
+    throw;  // damaged, not "in no known format"
   } catch (const std::exception&) {
     return {};
   }
