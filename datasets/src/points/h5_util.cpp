@@ -4,12 +4,15 @@
 #ifdef EWA_HAVE_HDF5
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -300,9 +303,30 @@ bool file_key(const std::string& path, FileKey& key) {
   return true;
 }
 
+// The child may grow by 512 MB plus 4x the file (what a reader of an uncompressed file needs):
+// libhdf5 mallocs sizes it reads from the file (a local heap declaring 600 MB in a 4 KB file),
+// and those allocations now fail in the child instead of growing it.
+void cap_child_memory(const std::string& path) {
+  uint64_t vm_pages = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%" SCNu64, &vm_pages) != 1) vm_pages = 0;
+    std::fclose(f);
+  }
+  struct stat st {};
+  const uint64_t file = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  const uint64_t cap = vm_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) + (uint64_t{512} << 20) + 4 * file;
+  struct rlimit rl {};
+  if (vm_pages == 0 || getrlimit(RLIMIT_AS, &rl) != 0) return;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > cap) {
+    rl.rlim_cur = cap;
+    setrlimit(RLIMIT_AS, &rl);
+  }
+}
+
 [[noreturn]] void child_main(int fd, const std::string& path, const std::vector<std::string>& read,
                              const std::vector<std::string>& probe) {
   Writer w{fd};
+  cap_child_memory(path);
   try {
     H5Contents c = read_in_process(path, read, probe);  // its errors are the caller's
     bool vetted = true;
@@ -430,10 +454,14 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
     throw H5CrashError(path + ": libhdf5 crashed reading this file (signal " + std::to_string(WTERMSIG(status)) +
                        "): a damaged or hostile HDF5 file");
   }
-  if (!error.empty()) {  // the child's message names the file; kept to one line
+  if (!error.empty()) {  // the child's message, kept to one line and naming the file
     for (char& ch : error) {
       if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
     }
+    if (error.find("not enough memory") != std::string::npos || error.find("bad_alloc") != std::string::npos) {
+      bounded::fail(path, "out of memory while reading (the HDF5 reader process is capped at 512 MB + 4x the file)");
+    }
+    if (error.find(path) == std::string::npos) error = path + ": " + error;
     throw DataError(error);
   }
   if (!complete) bounded::fail(path, "the HDF5 reader process ended early (exit status " +
