@@ -355,10 +355,10 @@ void cap_child_memory(const std::string& path) {
     w.pod('E');
   } catch (const c10::Error& e) {
     w.pod('X');
-    w.str(e.what_without_backtrace());
+    w.str(std::string(e.what_without_backtrace()).substr(0, 4000));
   } catch (const std::exception& e) {
     w.pod('X');
-    w.str(e.what());
+    w.str(std::string(e.what()).substr(0, 4000));
   }
   _exit(0);  // no atexit handlers, no static destructors (libhdf5's included)
 }
