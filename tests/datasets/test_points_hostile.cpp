@@ -330,7 +330,7 @@ TEST(PointsHostile, Hdf5TypesAndChunksDeclaringHugeSizesAreRefused) {
 TEST(PointsHostile, Hdf5CrashesInsideLibhdf5BecomeOneCleanError) {
   TempDir tmp;
   const std::string bad = tmp.str("segv.h5");
-  fs::copy_file(fs::path(EWA_SOURCE_DIR) / "tests/data/fuzz/regressions/room_h5/hdf5-segv-local-heap", bad);
+  fs::copy_file(fs::path(EWA_SOURCE_DIR) / "tests/data/fuzz/libhdf5/room_h5/hdf5-segv-local-heap", bad);
   EXPECT_THAT(clean_failure(bad), HasSubstr("segv.h5: libhdf5 crashed reading this file (signal 11)"));
   EXPECT_THAT(clean_failure(bad), HasSubstr("libhdf5 crashed"));  // never trusted after a crash
 
