@@ -30,6 +30,22 @@ std::mutex& h5_mutex() {
 }
 
 namespace {
+/// HDF5 dimensions as int64 (-1 for values past INT64_MAX, refused by checked_product).
+std::vector<int64_t> to_int64(const std::vector<hsize_t>& d) {
+  std::vector<int64_t> out;
+  for (hsize_t v : d) out.push_back(v > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(v));
+  return out;
+}
+
+int64_t file_bytes(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+/// What one dataset of a file of `have` bytes may declare: 256x the file (compression) + 1 MB.
+int64_t declared_bytes_limit(int64_t have) { return have * 256 + (int64_t{1} << 20); }
+
 struct Closer {
   hid_t id;
   herr_t (*fn)(hid_t);
@@ -73,9 +89,7 @@ std::vector<int64_t> H5File::dims(const std::string& name) const {
   if (rank < 0 || rank > 8) return {};
   std::vector<hsize_t> d(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, d.data(), nullptr);
-  std::vector<int64_t> out;
-  for (hsize_t v : d) out.push_back(v > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(v));
-  return out;
+  return to_int64(d);
 }
 
 torch::Tensor H5File::read(const std::string& name) const {
@@ -89,8 +103,7 @@ torch::Tensor H5File::read(const std::string& name) const {
   TORCH_CHECK(rank >= 0 && rank <= 8, path_, ": dataset '", name, "' has unsupported rank");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-  std::vector<int64_t> shape;
-  for (hsize_t d : dims) shape.push_back(d > static_cast<hsize_t>(INT64_MAX) ? -1 : static_cast<int64_t>(d));
+  const std::vector<int64_t> shape = to_int64(dims);
   const std::string what = "dataset '" + name + "'";
   const int64_t numel = bounded::checked_product(shape, path_, what + " shape");
   hid_t ftype = H5Dget_type(ds);
@@ -131,12 +144,11 @@ torch::Tensor H5File::read(const std::string& name) const {
   }
   // The declared shape must be plausible for the file: a chunked/compressed dataset can
   // declare terabytes in a few bytes. Allow 256x the file size (+1 MB) before allocating.
-  std::error_code ec;
-  const auto file_bytes = std::filesystem::file_size(path_, ec);
-  const int64_t have = ec ? 0 : static_cast<int64_t>(file_bytes);
+  const int64_t have = file_bytes(path_);
+  const int64_t limit = declared_bytes_limit(have);
   const int64_t elem = static_cast<int64_t>(torch::elementSize(st));
   const int64_t need = bounded::checked_mul(numel, elem, path_, what + " size");
-  if (need > have * 256 + (int64_t{1} << 20)) {
+  if (need > limit) {
     bounded::fail(path_, what + " declares " + std::to_string(numel) + " values (" + bounded::human_bytes(need) +
                              ") but the file holds " + bounded::human_bytes(have));
   }
@@ -148,15 +160,10 @@ torch::Tensor H5File::read(const std::string& name) const {
     std::vector<hsize_t> chunk(static_cast<size_t>(rank > 0 ? rank : 1), 0);
     const int crank = H5Pget_chunk(dcpl, rank, chunk.data());
     if (crank != rank) bounded::fail(path_, what + " has an unreadable chunk layout");
-    int64_t chunk_bytes = static_cast<int64_t>(size);
-    for (int i = 0; i < crank; ++i) {
-      const int64_t c = chunk[static_cast<size_t>(i)] > static_cast<hsize_t>(INT64_MAX)
-                            ? -1
-                            : static_cast<int64_t>(chunk[static_cast<size_t>(i)]);
-      if (c < 0) bounded::fail(path_, what + " declares a chunk dimension that overflows");
-      chunk_bytes = bounded::checked_mul(chunk_bytes, c, path_, what + " chunk size");
-    }
-    const int64_t chunk_limit = std::max<int64_t>(have * 256 + (int64_t{1} << 20), int64_t{16} << 20);
+    const int64_t chunk_bytes = bounded::checked_mul(
+        bounded::checked_product(to_int64(chunk), path_, what + " chunk"), static_cast<int64_t>(size), path_,
+        what + " chunk size");
+    const int64_t chunk_limit = std::max<int64_t>(limit, int64_t{16} << 20);
     if (chunk_bytes > chunk_limit) {
       bounded::fail(path_, what + " declares chunks of " + bounded::human_bytes(chunk_bytes) + " but the file holds " +
                                bounded::human_bytes(have));
@@ -204,16 +211,19 @@ const torch::Tensor& H5Contents::at(const std::string& name) const {
 
 namespace {
 
-H5Contents read_in_process(const std::string& path, const std::vector<std::string>& read,
-                           const std::vector<std::string>& probe) {
+H5Contents read_from(const H5File& f, const std::vector<std::string>& read, const std::vector<std::string>& probe) {
   H5Contents c;
-  c.path = path;
-  H5File f = H5File::open_read(path);
+  c.path = f.path();
   for (const auto& n : probe) c.dims[n] = f.dims(n);
   for (const auto& n : read) {
     if (f.has(n)) c.data[n] = f.read(n);
   }
   return c;
+}
+
+H5Contents read_in_process(const std::string& path, const std::vector<std::string>& read,
+                           const std::vector<std::string>& probe) {
+  return read_from(H5File::open_read(path), read, probe);
 }
 
 // The child's stream: records of [tag u8][name len u32][name], then for 'D' (dims) [ndim
@@ -328,14 +338,13 @@ void cap_child_memory(const std::string& path) {
   Writer w{fd};
   cap_child_memory(path);
   try {
-    H5Contents c = read_in_process(path, read, probe);  // its errors are the caller's
+    const H5File f = H5File::open_read(path);
+    H5Contents c = read_from(f, read, probe);  // its errors are the caller's
     bool vetted = true;
     try {  // the rest, to vet the file; its errors only keep the file out of vetted_files()
-      std::vector<std::string> rest;
       for (const auto& n : kVetNames) {
-        if (std::find(read.begin(), read.end(), n) == read.end()) rest.push_back(n);
+        if (std::find(read.begin(), read.end(), n) == read.end() && f.has(n)) (void)f.read(n);
       }
-      (void)read_in_process(path, rest, {});
     } catch (const std::exception&) {
       vetted = false;
     }
@@ -413,9 +422,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
 
   H5Contents c;
   c.path = path;
-  std::error_code ec;
-  const auto file_bytes = std::filesystem::file_size(path, ec);
-  const int64_t limit = (ec ? 0 : static_cast<int64_t>(file_bytes)) * 256 + (int64_t{1} << 20);  // as read()
+  const int64_t limit = declared_bytes_limit(file_bytes(path));  // as read()
   Reader r{fds[0], path};
   std::string error;
   bool complete = false, vetted = false;
