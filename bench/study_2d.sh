@@ -20,7 +20,11 @@
 # `--dataset fmnist` the same on Fashion-MNIST (configs/study/fmnist-1k-vit.yaml, Debian's
 # dataset-fashion-mnist, the official 10,000 test images; output runs/study_2d_fmnist_1k).
 #
-# Usage: bench/study_2d.sh [--small [--dataset cifar10|fmnist]] [--out DIR] [--seeds N] [--jobs J]
+# --dataset tiny: the Tiny-ImageNet subset of ../shared/data at 64 px with the five method cells
+# (configs/study/tiny10-4k-vit.yaml: 4,000 training images, a seeded 1,000 held out, 30 epochs;
+# output runs/study_2d_tiny).
+#
+# Usage: bench/study_2d.sh [--small] [--dataset cifar10|fmnist|tiny] [--out DIR] [--seeds N] [--jobs J]
 #                          [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
 
@@ -39,7 +43,7 @@ while [ $# -gt 0 ]; do
     case $1 in
       --small) small=1; consumed=1 ;;
       --dataset)
-        [ $# -ge 2 ] || { echo "$script: --dataset needs cifar10 or fmnist" >&2; exit 2; }
+        [ $# -ge 2 ] || { echo "$script: --dataset needs cifar10, fmnist or tiny" >&2; exit 2; }
         dataset=$2; consumed=2 ;;
       *) echo "$script: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -51,8 +55,11 @@ case $small/$dataset in
   0/cifar10) config=$here/configs/study/cifar10-5k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d ;;
   1/cifar10) config=$here/configs/study/cifar10-1k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d_1k ;;
   1/fmnist) config=$here/configs/study/fmnist-1k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d_fmnist_1k ;;
-  *) echo "$script: --dataset $dataset: use cifar10, or fmnist with --small" >&2; exit 2 ;;
+  0/tiny) config=$here/configs/study/tiny10-4k-vit.yaml; [ -n "$out" ] || out=$here/runs/study_2d_tiny ;;
+  *) echo "$script: --dataset $dataset: use cifar10, fmnist with --small, or tiny without it" >&2; exit 2 ;;
 esac
+methods_only=$small   # the five method cells only (the small recipes and Tiny-ImageNet)
+[ "$dataset" = tiny ] && methods_only=1
 data_args=()
 if [ "$dataset" = cifar10 ]; then
   archive=$shared/cifar10-train-jpeg.tar.gz
@@ -64,6 +71,16 @@ if [ "$dataset" = cifar10 ]; then
     tar xzf "$archive" -C "$data"
   fi
   data_args=(--set "data.root=$data/cifar10-jpeg/train")
+elif [ "$dataset" = tiny ]; then
+  archive=$shared/tiny-imagenet-200-10class.tar.gz
+  data=${EWA_CACHE:-/tmp}/ewa_bench_tiny_imagenet
+  if [ ! -f "$data/tiny-imagenet-200/wnids.txt" ]; then
+    [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
+    echo "extracting $archive into $data"
+    mkdir -p "$data"
+    tar xzf "$archive" -C "$data"
+  fi
+  data_args=(--set "data.root=$data/tiny-imagenet-200")
 elif [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   echo "$script: Fashion-MNIST not found: apt-get install dataset-fashion-mnist" >&2
   exit 1
@@ -77,14 +94,14 @@ variants=(
   "ema: model.moe.enabled=false model.ewa.enabled=false $ema"
   "ewa+ema: $ema"
 )
-[ "$small" = 1 ] || variants+=(
+[ "$methods_only" = 1 ] || variants+=(
   "top1-router: model.ewa.enabled=false model.moe.router.name=softmax_token_choice"
   "experts-2: model.moe.num_experts=2"
   "experts-8: model.moe.num_experts=8"
   "last-2-blocks: model.moe.every=-1 model.moe.last=2"
 )
 for b in 0.1 0.2 0.3 0.5; do
-  [ "$small" = 1 ] && break
+  [ "$methods_only" = 1 ] && break
   for s in constant linear cosine; do
     [ "$b/$s" = 0.3/linear ] && continue   # that cell is `ewa`
     variants+=("b$b-$s: model.ewa.share_rate=$b model.ewa.schedule=$s")
