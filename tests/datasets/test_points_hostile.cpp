@@ -361,6 +361,28 @@ TEST(PointsHostile, Hdf5CrashesInsideLibhdf5BecomeOneCleanError) {
     EXPECT_THAT(e.what(), HasSubstr("empty.h5: no dataset 'coord'"));
   }
 }
+
+TEST(PointsHostile, Hdf5ReaderThatHangsIsStoppedAfterTheTimeout) {
+  // A reader child that sends nothing within EWA_HDF5_TIMEOUT_S is killed and the read fails
+  // with one line (a room of 200k points takes the child far longer than 1 ms to read).
+  TempDir tmp;
+  PointCloudData room;
+  room.coord = torch::rand({200000, 3});
+  room.segment = torch::randint(0, 13, {200000});
+  const std::string path = tmp.str("slow.h5");
+  write_room_h5(path, room);
+  setenv("EWA_HDF5_TIMEOUT_S", "0.001", 1);
+  EXPECT_THAT(clean_failure(path), HasSubstr("slow.h5: libhdf5 did not finish reading this file within 0.001 s"));
+  setenv("EWA_HDF5_TIMEOUT_S", "soon", 1);
+  try {
+    open_cloud(path);
+    ADD_FAILURE() << "accepted EWA_HDF5_TIMEOUT_S=soon";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_THAT(e.what(), HasSubstr("EWA_HDF5_TIMEOUT_S='soon' is not a number of seconds"));
+  }
+  unsetenv("EWA_HDF5_TIMEOUT_S");
+  EXPECT_TRUE(torch::equal(read_room_h5(path).coord, room.coord));  // never vetted by the stopped child
+}
 #endif
 
 TEST(PointsTable, EveryFormatIsDetectedListedAndReadAlike) {

@@ -3,6 +3,7 @@
 
 #ifdef EWA_HAVE_HDF5
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 #include <tuple>
 #include <vector>
 
@@ -257,10 +259,24 @@ struct Writer {
 struct Reader {
   int fd;
   const std::string& path;
+  int timeout_ms;  // the longest the child may stay silent
+  void wait_readable() {
+    struct pollfd p {fd, POLLIN, 0};
+    int r;
+    while ((r = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+    }
+    if (r == 0) {
+      char s[32];
+      std::snprintf(s, sizeof s, "%g", timeout_ms / 1000.0);
+      throw H5CrashError(path + ": libhdf5 did not finish reading this file within " + s +
+                         " s: a damaged or hostile HDF5 file (EWA_HDF5_TIMEOUT_S sets the limit)");
+    }
+  }
   bool bytes(void* p, size_t n) {  // false at a clean end of stream before any byte
     char* c = static_cast<char*>(p);
     size_t got = 0;
     while (got < n) {
+      wait_readable();
       const ssize_t r = ::read(fd, c + got, n - got);
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
@@ -292,6 +308,18 @@ struct Reader {
     return d;
   }
 };
+
+// How long the reader child may stay silent: EWA_HDF5_TIMEOUT_S, else 60 s + 1 s per 4 MB of
+// file (a hang inside libhdf5 on a damaged file must not hang the program).
+int reader_timeout_ms(const std::string& path) {
+  if (const char* env = std::getenv("EWA_HDF5_TIMEOUT_S")) {
+    char* end = nullptr;
+    const double s = std::strtod(env, &end);
+    if (end != env && *end == '\0' && s > 0 && s < 1e6) return std::max(1, static_cast<int>(s * 1000));
+    throw std::invalid_argument(std::string("EWA_HDF5_TIMEOUT_S='") + env + "' is not a number of seconds in (0, 1e6)");
+  }
+  return static_cast<int>(std::min<int64_t>(60'000 + file_bytes(path) / (4 << 20) * 1000, 100'000'000));
+}
 
 // Every dataset name a reader of this library asks for: the child also reads the ones not
 // asked for, so a file it read whole has been through every libhdf5 call a later in-process
@@ -382,6 +410,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   const bool have_key = file_key(path, key);
   if (have_key && vetted_files().count(key)) return read_in_process(path, read, probe);
 
+  const int timeout_ms = reader_timeout_ms(path);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) bounded::fail(path, std::string("cannot create a pipe: ") + std::strerror(errno));
   const pid_t pid = fork();
@@ -423,7 +452,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   H5Contents c;
   c.path = path;
   const int64_t limit = declared_bytes_limit(file_bytes(path));  // as read()
-  Reader r{fds[0], path};
+  Reader r{fds[0], path, timeout_ms};
   std::string error;
   bool complete = false, vetted = false;
   char tag = 0;

@@ -55,7 +55,8 @@ struct H5Contents {
   const torch::Tensor& at(const std::string& name) const;
 };
 
-/// libhdf5 crashed on the file (h5_read's child was killed by a signal). Format detection lets
+/// libhdf5 crashed on the file (h5_read's child was killed by a signal) or hung (the child sent
+/// nothing for EWA_HDF5_TIMEOUT_S, default 60 s + 1 s per 4 MB of file). Format detection lets
 /// this one through, so the user learns the file is damaged, not that its format is unknown.
 class H5CrashError : public DataError {
  public:
@@ -65,10 +66,10 @@ class H5CrashError : public DataError {
 /// Every read of an HDF5 file goes through here (takes h5_mutex()). Debian's libhdf5 1.10
 /// crashes (SIGSEGV) on some damaged files, so the first read of a file happens in a forked
 /// child that reads every dataset this library ever asks for and sends the requested ones back
-/// through a pipe; a child killed by a signal becomes one clean H5CrashError. A file a child
-/// read whole is read in this process from then on while it is unchanged (same path, inode,
-/// size and modification time). EWA_HDF5_IN_PROCESS=1 always reads in this process (for a
-/// debugger or sanitizer).
+/// through a pipe; a child killed by a signal or silent past the timeout (then killed) becomes
+/// one clean H5CrashError. A file a child read whole is read in this process from then on while
+/// it is unchanged (same path, inode, size and modification time). EWA_HDF5_IN_PROCESS=1 always
+/// reads in this process (for a debugger or sanitizer).
 H5Contents h5_read(const std::string& path, const std::vector<std::string>& read,
                    const std::vector<std::string>& probe = {});
 

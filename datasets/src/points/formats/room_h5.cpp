@@ -13,6 +13,8 @@ std::vector<int64_t> h5_dims(const std::string& path, const std::string& name) {
     return detail::h5_read(path, {}, {name}).dims.at(name);
   } catch (const detail::H5CrashError&) {
     throw;  // damaged, not "in no known format"
+  } catch (const std::invalid_argument&) {
+    throw;  // a bad EWA_HDF5_TIMEOUT_S
   } catch (const std::exception&) {
     return {};
   }
