@@ -5,7 +5,16 @@
 // format detected and listed, one error for unknown inputs.
 #include <gmock/gmock.h>
 
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <unistd.h>
 
 #include "ewa/datasets/bounded_io.h"
 #include "ewa/datasets/points/cloud_formats.h"
@@ -360,6 +369,60 @@ TEST(PointsHostile, Hdf5CrashesInsideLibhdf5BecomeOneCleanError) {
   } catch (const std::exception& e) {
     EXPECT_THAT(e.what(), HasSubstr("empty.h5: no dataset 'coord'"));
   }
+}
+
+// Pids of this process's child processes that are alive (not zombies).
+std::set<int> live_children() {
+  std::set<int> pids;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == static_cast<int>(getpid()) && state != 'Z') pids.insert(std::stoi(name));
+  }
+  return pids;
+}
+
+TEST(PointsHostile, Hdf5ReaderChildServesManyFilesAndExitsWhenIdle) {
+  // One reader child reads a folder of rooms (not one fork per file), is replaced after a
+  // libhdf5 crash, and exits by itself after 5 s without a request.
+  TempDir tmp;
+  std::vector<PointCloudData> rooms(6);
+  for (size_t i = 0; i < rooms.size(); ++i) {
+    rooms[i].coord = torch::rand({100 + static_cast<int64_t>(i), 3});
+    rooms[i].segment = torch::randint(0, 13, {100 + static_cast<int64_t>(i)});
+    write_room_h5(tmp.str("room" + std::to_string(i) + ".h5"), rooms[i]);
+  }
+  std::set<int> readers;  // the children alive after each read (a previous test's may be reused)
+  for (size_t i = 0; i < rooms.size(); ++i) {
+    EXPECT_TRUE(torch::equal(open_cloud(tmp.str("room" + std::to_string(i) + ".h5")).cloud.coord, rooms[i].coord));
+    for (int pid : live_children()) readers.insert(pid);
+  }
+  EXPECT_EQ(readers.size(), 1u) << "one reader child for all files";
+  const std::string bad = tmp.str("segv.h5");
+  fs::copy_file(fs::path(EWA_SOURCE_DIR) / "tests/data/fuzz/libhdf5/room_h5/hdf5-segv-local-heap", bad);
+  EXPECT_THAT(clean_failure(bad), HasSubstr("libhdf5 crashed"));
+  for (int pid : readers) EXPECT_EQ(live_children().count(pid), 0u) << "the crashed child is reaped";
+  PointCloudData next;
+  next.coord = torch::rand({70, 3});
+  write_room_h5(tmp.str("next.h5"), next);
+  EXPECT_TRUE(torch::equal(open_cloud(tmp.str("next.h5")).cloud.coord, next.coord));  // a new child
+  const auto fresh = live_children();
+  EXPECT_EQ(fresh.size(), 1u);
+  for (int pid : fresh) EXPECT_EQ(readers.count(pid), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(6500));
+  EXPECT_TRUE(live_children().empty()) << "the idle reader child exits";
+  PointCloudData last;
+  last.coord = torch::rand({60, 3});
+  write_room_h5(tmp.str("last.h5"), last);
+  EXPECT_TRUE(torch::equal(open_cloud(tmp.str("last.h5")).cloud.coord, last.coord));  // and is started again
 }
 
 TEST(PointsHostile, Hdf5ReaderThatHangsIsStoppedAfterTheTimeout) {

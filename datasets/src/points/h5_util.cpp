@@ -3,9 +3,11 @@
 
 #ifdef EWA_HAVE_HDF5
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -228,18 +230,21 @@ H5Contents read_in_process(const std::string& path, const std::vector<std::strin
   return read_from(H5File::open_read(path), read, probe);
 }
 
-// The child's stream: records of [tag u8][name len u32][name], then for 'D' (dims) [ndim
-// u32][ndim x i64], for 'T' (tensor) [dtype i32][ndim u32][ndim x i64][bytes]; 'X' (error)
-// [message len u32][message]; 'V' (every dataset of kVetNames read cleanly); 'E' ends a
-// complete stream.
+// The reader child's protocol, over one Unix stream socket. A request: 'R' [path], [n u32][n
+// names] to read, [n u32][n names] to probe (strings are [len u32][bytes]). Its answer: records
+// of [tag u8][name], then for 'D' (dims) [ndim u32][ndim x i64], for 'T' (tensor) [dtype i32]
+// [ndim u32][ndim x i64][bytes]; 'X' (error) [message]; 'V' (every dataset of kVetNames read
+// cleanly); 'E' ends a complete answer.
+struct ChannelClosed {};
+
 struct Writer {
   int fd;
   void bytes(const void* p, size_t n) {
     const char* c = static_cast<const char*>(p);
     while (n > 0) {
-      const ssize_t w = ::write(fd, c, n);
+      const ssize_t w = ::send(fd, c, n, MSG_NOSIGNAL);
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) _exit(3);
+      if (w <= 0) throw ChannelClosed{};
       c += w;
       n -= static_cast<size_t>(w);
     }
@@ -250,6 +255,10 @@ struct Writer {
     pod(static_cast<uint32_t>(s.size()));
     bytes(s.data(), s.size());
   }
+  void names(const std::vector<std::string>& v) {
+    pod(static_cast<uint32_t>(v.size()));
+    for (const auto& s : v) str(s);
+  }
   void shape(const std::vector<int64_t>& d) {
     pod(static_cast<uint32_t>(d.size()));
     for (int64_t v : d) pod(v);
@@ -259,8 +268,9 @@ struct Writer {
 struct Reader {
   int fd;
   const std::string& path;
-  int timeout_ms;  // the longest the child may stay silent
+  int timeout_ms;  // the longest the other side may stay silent (-1: no limit)
   void wait_readable() {
+    if (timeout_ms < 0) return;
     struct pollfd p {fd, POLLIN, 0};
     int r;
     while ((r = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
@@ -299,6 +309,13 @@ struct Reader {
     std::string s(n, '\0');
     if (n > 0 && !bytes(s.data(), n)) bounded::fail(path, "the HDF5 reader process ended mid-record");
     return s;
+  }
+  std::vector<std::string> names() {
+    const auto n = pod<uint32_t>();
+    if (n > 64) bounded::fail(path, "the HDF5 reader process got a malformed request");
+    std::vector<std::string> v(n);
+    for (auto& s : v) s = str(4096);
+    return v;
   }
   std::vector<int64_t> shape() {
     const auto n = pod<uint32_t>();
@@ -341,9 +358,10 @@ bool file_key(const std::string& path, FileKey& key) {
   return true;
 }
 
-// The child may grow by 512 MB plus 4x the file (what a reader of an uncompressed file needs):
-// libhdf5 mallocs sizes it reads from the file (a local heap declaring 600 MB in a 4 KB file),
-// and those allocations now fail in the child instead of growing it.
+// For each request the child may grow by 512 MB plus 4x the file (what a reader of an
+// uncompressed file needs): libhdf5 mallocs sizes it reads from the file (a local heap
+// declaring 600 MB in a 4 KB file), and those allocations now fail in the child instead of
+// growing it. The soft limit is set per request (raised or lowered, never past the hard one).
 void cap_child_memory(const std::string& path) {
   uint64_t vm_pages = 0;
   if (FILE* f = std::fopen("/proc/self/statm", "r")) {
@@ -355,15 +373,14 @@ void cap_child_memory(const std::string& path) {
   const uint64_t cap = vm_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) + (uint64_t{512} << 20) + 4 * file;
   struct rlimit rl {};
   if (vm_pages == 0 || getrlimit(RLIMIT_AS, &rl) != 0) return;
-  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > cap) {
-    rl.rlim_cur = cap;
-    setrlimit(RLIMIT_AS, &rl);
-  }
+  rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? cap : std::min<uint64_t>(cap, rl.rlim_max);
+  setrlimit(RLIMIT_AS, &rl);
 }
 
-[[noreturn]] void child_main(int fd, const std::string& path, const std::vector<std::string>& read,
-                             const std::vector<std::string>& probe) {
-  Writer w{fd};
+// One request in the child; false when it failed (the child then exits: libhdf5's state is
+// not trusted after an error).
+bool serve(Writer& w, const std::string& path, const std::vector<std::string>& read,
+           const std::vector<std::string>& probe) {
   cap_child_memory(path);
   try {
     const H5File f = H5File::open_read(path);
@@ -390,6 +407,7 @@ void cap_child_memory(const std::string& path) {
     }
     if (vetted) w.pod('V');
     w.pod('E');
+    return true;
   } catch (const c10::Error& e) {
     w.pod('X');
     w.str(std::string(e.what_without_backtrace()).substr(0, 4000));
@@ -397,7 +415,89 @@ void cap_child_memory(const std::string& path) {
     w.pod('X');
     w.str(std::string(e.what()).substr(0, 4000));
   }
-  _exit(0);  // no atexit handlers, no static destructors (libhdf5's included)
+  return false;
+}
+
+constexpr int kChildIdleMs = 5000;
+
+// The child: answers one request after another until the parent closes its end (or exits) or
+// a request fails; never returns (no atexit handlers or static destructors, libhdf5's included).
+[[noreturn]] void child_loop(int fd) {
+  // A crash in the child ends it by its signal: no crash handler of the parent (a sanitizer's
+  // report, a fuzzer's input dump, a backtrace printer) runs for it.
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
+  static const std::string kRequest = "HDF5 reader request";
+  try {
+    Reader in{fd, kRequest, -1};
+    Writer out{fd};
+    char tag = 0;
+    for (;;) {
+      // Idle for kChildIdleMs: exit, so a long-lived parent does not keep the copy-on-write
+      // pages of its fork-time memory alive; the next read starts a new child.
+      struct pollfd p {fd, POLLIN, 0};
+      int r;
+      while ((r = ::poll(&p, 1, kChildIdleMs)) < 0 && errno == EINTR) {
+      }
+      if (r <= 0 || !in.bytes(&tag, 1) || tag != 'R') break;
+      const std::string path = in.str(1 << 16);
+      const auto read = in.names();
+      const auto probe = in.names();
+      if (!serve(out, path, read, probe)) break;
+      malloc_trim(0);  // the child idles between requests: give a large room's buffers back
+    }
+  } catch (...) {
+  }
+  _exit(0);
+}
+
+// This process's reader child (under h5_mutex()): started at the first isolated read and kept
+// for the next ones (one fork for a folder of rooms, not one per file); stopped after a request
+// that failed, crashed or timed out, and restarted by the next read. It exits by itself after
+// kChildIdleMs without a request and when this process exits.
+struct ReaderChild {
+  pid_t pid = -1;
+  int fd = -1;
+  bool running() {  // also reaps a child that ended between requests
+    int status = 0;
+    if (pid >= 0 && waitpid(pid, &status, WNOHANG) == pid) {
+      close(fd);
+      pid = fd = -1;
+    }
+    return pid >= 0;
+  }
+  void start(const std::string& path) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      bounded::fail(path, std::string("cannot create a socket pair: ") + std::strerror(errno));
+    }
+    const pid_t p = fork();
+    if (p < 0) {
+      close(sv[0]);
+      close(sv[1]);
+      bounded::fail(path, std::string("cannot start the HDF5 reader process: ") + std::strerror(errno));
+    }
+    if (p == 0) {
+      close(sv[0]);
+      child_loop(sv[1]);
+    }
+    close(sv[1]);
+    pid = p;
+    fd = sv[0];
+  }
+  int stop(bool kill_it) {  // the child's wait status
+    if (pid < 0) return 0;
+    if (kill_it) kill(pid, SIGKILL);
+    close(fd);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = fd = -1;
+    return status;
+  }
+};
+ReaderChild& reader_child() {
+  static auto* c = new ReaderChild;  // never destroyed: the child sees the socket close at exit
+  return *c;
 }
 
 }  // namespace
@@ -411,52 +511,47 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   if (have_key && vetted_files().count(key)) return read_in_process(path, read, probe);
 
   const int timeout_ms = reader_timeout_ms(path);
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) bounded::fail(path, std::string("cannot create a pipe: ") + std::strerror(errno));
-  const pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    bounded::fail(path, std::string("cannot start the HDF5 reader process: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    // A crash in the child ends it by its signal: no crash handler of the parent (a
-    // sanitizer's report, a fuzzer's input dump, a backtrace printer) runs for it.
-    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, SIG_DFL);
-    close(fds[0]);
-    child_main(fds[1], path, read, probe);
-  }
-  close(fds[1]);
-  struct Reap {  // the child is waited for on every path out of here
-    pid_t pid;
-    int fd;
-    int status = 0;
+  std::error_code ec;
+  const std::string abs = std::filesystem::absolute(path, ec).string();  // the child keeps its first cwd
+  ReaderChild& child = reader_child();
+  struct KillUnlessDone {  // any way out of here but a finished answer stops the child
+    ReaderChild& child;
     bool done = false;
-    int wait() {
-      if (!done) {
-        close(fd);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        done = true;
-      }
-      return status;
+    ~KillUnlessDone() {
+      if (!done) child.stop(true);
     }
-    ~Reap() {
-      if (!done) {
-        kill(pid, SIGKILL);
-        wait();
-      }
+  } guard{child};
+  Reader r{-1, path, timeout_ms};
+  char tag = 0;
+  for (int attempt = 0;; ++attempt) {
+    if (!child.running()) child.start(path);
+    r.fd = child.fd;
+    try {
+      Writer w{child.fd};
+      w.pod('R');
+      w.str(ec ? path : abs);
+      w.names(read);
+      w.names(probe);
+      if (r.bytes(&tag, 1)) break;
+    } catch (const ChannelClosed&) {
     }
-  } reap{pid, fds[0]};
+    // Nothing came back: the child ended before it read the request (its idle exit crossed
+    // this request) or libhdf5 crashed at once. A clean exit gets one fresh child.
+    const int status = child.stop(false);
+    if (WIFSIGNALED(status)) {
+      guard.done = true;
+      throw H5CrashError(path + ": libhdf5 crashed reading this file (signal " + std::to_string(WTERMSIG(status)) +
+                         "): a damaged or hostile HDF5 file");
+    }
+    if (attempt > 0) bounded::fail(path, "the HDF5 reader process ended without an answer");
+  }
 
   H5Contents c;
   c.path = path;
   const int64_t limit = declared_bytes_limit(file_bytes(path));  // as read()
-  Reader r{fds[0], path, timeout_ms};
   std::string error;
   bool complete = false, vetted = false;
-  char tag = 0;
-  while (!complete && error.empty() && r.bytes(&tag, 1)) {
+  for (bool more = true; more; more = !complete && error.empty() && r.bytes(&tag, 1)) {
     if (tag == 'E') {
       complete = true;
     } else if (tag == 'V') {
@@ -485,12 +580,18 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
       bounded::fail(path, "the HDF5 reader process sent a malformed record");
     }
   }
-  const int status = reap.wait();
+  guard.done = true;
+  if (complete) {  // the child serves the next read
+    if (have_key && vetted) vetted_files().insert(key);
+    return c;
+  }
+  const int status = child.stop(false);  // it exits after an error; a crash already ended it
   if (WIFSIGNALED(status)) {
     throw H5CrashError(path + ": libhdf5 crashed reading this file (signal " + std::to_string(WTERMSIG(status)) +
                        "): a damaged or hostile HDF5 file");
   }
-  if (!error.empty()) {  // the child's message, kept to one line and naming the file
+  if (!error.empty()) {  // the child's message, kept to one line and naming the file as given
+    for (size_t at; !ec && abs != path && (at = error.find(abs)) != std::string::npos;) error.replace(at, abs.size(), path);
     for (char& ch : error) {
       if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
     }
@@ -500,10 +601,8 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
     if (error.find(path) == std::string::npos) error = path + ": " + error;
     throw DataError(error);
   }
-  if (!complete) bounded::fail(path, "the HDF5 reader process ended early (exit status " +
-                                         std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
-  if (have_key && vetted) vetted_files().insert(key);
-  return c;
+  bounded::fail(path, "the HDF5 reader process ended early (exit status " +
+                          std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
 }
 
 }  // namespace ewa::datasets::detail

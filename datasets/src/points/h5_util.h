@@ -65,11 +65,12 @@ class H5CrashError : public DataError {
 
 /// Every read of an HDF5 file goes through here (takes h5_mutex()). Debian's libhdf5 1.10
 /// crashes (SIGSEGV) on some damaged files, so the first read of a file happens in a forked
-/// child that reads every dataset this library ever asks for and sends the requested ones back
-/// through a pipe; a child killed by a signal or silent past the timeout (then killed) becomes
-/// one clean H5CrashError. A file a child read whole is read in this process from then on while
-/// it is unchanged (same path, inode, size and modification time). EWA_HDF5_IN_PROCESS=1 always
-/// reads in this process (for a debugger or sanitizer).
+/// reader child that reads every dataset this library ever asks for and sends the requested
+/// ones back over a socket; a child killed by a signal or silent past the timeout (then killed)
+/// becomes one clean H5CrashError. The child serves one file after another (it is replaced after
+/// a failed read and exits after 5 s idle). A file a child read whole is read in this process
+/// from then on while it is unchanged (same path, inode, size and modification time).
+/// EWA_HDF5_IN_PROCESS=1 always reads in this process (for a debugger or sanitizer).
 H5Contents h5_read(const std::string& path, const std::vector<std::string>& read,
                    const std::vector<std::string>& probe = {});
 
