@@ -24,7 +24,10 @@
 # (configs/study/tiny10-4k-vit.yaml: 4,000 training images, a seeded 1,000 held out, 30 epochs;
 # output runs/study_2d_tiny).
 #
-# Usage: bench/study_2d.sh [--small] [--dataset cifar10|fmnist|tiny] [--out DIR] [--seeds N] [--jobs J]
+# --more (with --small or --dataset tiny): also the top1-router cell and b=0.5 with the linear
+# warm-up (the best share-rate cell of the 5,000-image study), to see whether they replicate.
+#
+# Usage: bench/study_2d.sh [--small] [--dataset cifar10|fmnist|tiny] [--more] [--out DIR] [--seeds N] [--jobs J]
 #                          [--ewa BIN] [--shared DIR] [--dry-run]
 set -euo pipefail
 
@@ -34,6 +37,7 @@ source "$here/bench/results_common.sh"
 seeds=3
 jobs=2
 small=0
+more=0
 dataset=cifar10
 dry=()
 while [ $# -gt 0 ]; do
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
   if [ "$consumed" = 0 ]; then
     case $1 in
       --small) small=1; consumed=1 ;;
+      --more) more=1; consumed=1 ;;
       --dataset)
         [ $# -ge 2 ] || { echo "$script: --dataset needs cifar10, fmnist or tiny" >&2; exit 2; }
         dataset=$2; consumed=2 ;;
@@ -94,8 +99,11 @@ variants=(
   "ema: model.moe.enabled=false model.ewa.enabled=false $ema"
   "ewa+ema: $ema"
 )
+top1="top1-router: model.ewa.enabled=false model.moe.router.name=softmax_token_choice"
+[ "$methods_only" = 1 ] && [ "$more" = 1 ] &&
+  variants+=("$top1" "b0.5-linear: model.ewa.share_rate=0.5 model.ewa.schedule=linear")
 [ "$methods_only" = 1 ] || variants+=(
-  "top1-router: model.ewa.enabled=false model.moe.router.name=softmax_token_choice"
+  "$top1"
   "experts-2: model.moe.num_experts=2"
   "experts-8: model.moe.num_experts=8"
   "last-2-blocks: model.moe.every=-1 model.moe.last=2"
