@@ -170,7 +170,9 @@ void add_info(CLI::App& data, GlobalOptions& global) {
   auto* info = data.add_subcommand(
       "info", "Read point clouds through the shared format table (as train / segment / view do) and summarise\n"
               "them; --formats lists the supported formats");
-  info->add_option("paths", args->paths, "Point files, room folders, or file.h5#k items");
+  info->add_option("paths", args->paths,
+                   "Point files, room folders, file.h5#k items, or folders of scenes (a prepared cache, a folder of "
+                   "scans: every scene in it)");
   info->add_flag("--formats", args->formats, "List the supported point formats");
   info->add_option("--label-field", args->label_field, "PLY/PCD label field")->capture_default_str();
   info->add_flag("--refuse-non-finite", args->refuse_non_finite, "A NaN/Inf coordinate is an error");
@@ -183,7 +185,20 @@ void add_info(CLI::App& data, GlobalOptions& global) {
     datasets::CloudReadOptions o;
     o.label_field = args->label_field;
     o.refuse_non_finite = args->refuse_non_finite;
+    std::vector<std::string> items;
     for (const auto& p : args->paths) {
+      // A folder that is not one scene itself (a prepared S3DIS cache, a folder of scans):
+      // every scene the format table lists in it; none listed -> open_cloud's error for it.
+      std::vector<std::string> listed;
+      if (fs::is_directory(p) && datasets::detect_cloud_format(p) == nullptr) listed = datasets::list_cloud_scenes(p);
+      if (listed.empty()) {
+        items.push_back(p);
+      } else {
+        std::cout << p << ": " << listed.size() << " scene" << (listed.size() == 1 ? "" : "s") << "\n";
+        items.insert(items.end(), listed.begin(), listed.end());
+      }
+    }
+    for (const auto& p : items) {
       const auto s = datasets::open_cloud(p, o);
       const auto& c = s.cloud;
       std::cout << p << ": " << s.format << ", " << c.size() << " points";

@@ -163,6 +163,16 @@ TEST(CliPointFormats, TrainSegmentAndViewAcceptTheSameFormats) {
     ASSERT_EQ(r.status, 0) << f << ": " << r.out << r.err;
     EXPECT_NE(r.out.find(": " + f + ", "), std::string::npos) << r.out;
   }
+  // a folder of scenes (here the prepared cache) is listed and every scene summarised
+  r = run_ewa("data info " + pf_q(tmp.str("room_h5")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("room_h5: 2 scenes\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Area_1/room_1.h5: room_h5, "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Area_2/room_2.h5: room_h5, "), std::string::npos) << r.out;
+  fs::create_directories(tmp.path() / "nothing" / "here");
+  r = run_ewa("data info " + pf_q(tmp.str("nothing")));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("nothing: a folder in no known point format"), std::string::npos) << r.err;
 
   // train: one tiny segmentation run per labelled format (data.format = the table name); xyz
   // features only, so the model also segments the colourless formats (OFF, ModelNet text)
