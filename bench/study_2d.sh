@@ -66,25 +66,22 @@ esac
 methods_only=$small   # the five method cells only (the small recipes and Tiny-ImageNet)
 [ "$dataset" = tiny ] && methods_only=1
 data_args=()
+# extract_once ARCHIVE DIR MARKER: extracts ../shared/data/ARCHIVE into DIR unless DIR/MARKER exists.
+extract_once() {
+  local archive=$shared/$1
+  [ -e "$2/$3" ] && return 0
+  [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
+  echo "extracting $archive into $2"
+  mkdir -p "$2"
+  tar xzf "$archive" -C "$2"
+}
 if [ "$dataset" = cifar10 ]; then
-  archive=$shared/cifar10-train-jpeg.tar.gz
   data=${EWA_CACHE:-/tmp}/ewa_bench_cifar10_jpeg
-  if [ ! -d "$data/cifar10-jpeg/train/truck" ]; then
-    [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
-    echo "extracting $archive into $data"
-    mkdir -p "$data"
-    tar xzf "$archive" -C "$data"
-  fi
+  extract_once cifar10-train-jpeg.tar.gz "$data" cifar10-jpeg/train/truck
   data_args=(--set "data.root=$data/cifar10-jpeg/train")
 elif [ "$dataset" = tiny ]; then
-  archive=$shared/tiny-imagenet-200-10class.tar.gz
   data=${EWA_CACHE:-/tmp}/ewa_bench_tiny_imagenet
-  if [ ! -f "$data/tiny-imagenet-200/wnids.txt" ]; then
-    [ -f "$archive" ] || { echo "$script: $archive not found (see ../shared/data/README.md)" >&2; exit 1; }
-    echo "extracting $archive into $data"
-    mkdir -p "$data"
-    tar xzf "$archive" -C "$data"
-  fi
+  extract_once tiny-imagenet-200-10class.tar.gz "$data" tiny-imagenet-200/wnids.txt
   data_args=(--set "data.root=$data/tiny-imagenet-200")
 elif [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   echo "$script: Fashion-MNIST not found: apt-get install dataset-fashion-mnist" >&2
