@@ -264,17 +264,21 @@ struct Writer {
   }
 };
 
+// poll() for input on `fd` (EINTR retried): > 0 readable or closed, 0 after timeout_ms.
+int poll_readable(int fd, int timeout_ms) {
+  struct pollfd p {fd, POLLIN, 0};
+  int r;
+  while ((r = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
+  }
+  return r;
+}
+
 struct Reader {
   int fd;
   const std::string& path;
   int timeout_ms;  // the longest the other side may stay silent (-1: no limit)
   void wait_readable() {
-    if (timeout_ms < 0) return;
-    struct pollfd p {fd, POLLIN, 0};
-    int r;
-    while ((r = ::poll(&p, 1, timeout_ms)) < 0 && errno == EINTR) {
-    }
-    if (r == 0) {
+    if (timeout_ms >= 0 && poll_readable(fd, timeout_ms) == 0) {
       char s[32];
       std::snprintf(s, sizeof s, "%g", timeout_ms / 1000.0);
       throw H5CrashError(path + ": libhdf5 did not finish reading this file within " + s +
@@ -327,14 +331,14 @@ struct Reader {
 
 // How long the reader child may stay silent: EWA_HDF5_TIMEOUT_S, else 60 s + 1 s per 4 MB of
 // file (a hang inside libhdf5 on a damaged file must not hang the program).
-int reader_timeout_ms(const std::string& path) {
+int reader_timeout_ms(int64_t bytes) {
   if (const char* env = std::getenv("EWA_HDF5_TIMEOUT_S")) {
     char* end = nullptr;
     const double s = std::strtod(env, &end);
     if (end != env && *end == '\0' && s > 0 && s < 1e6) return std::max(1, static_cast<int>(s * 1000));
     throw std::invalid_argument(std::string("EWA_HDF5_TIMEOUT_S='") + env + "' is not a number of seconds in (0, 1e6)");
   }
-  return static_cast<int>(std::min<int64_t>(60'000 + file_bytes(path) / (4 << 20) * 1000, 100'000'000));
+  return static_cast<int>(std::min<int64_t>(60'000 + bytes / (4 << 20) * 1000, 100'000'000));
 }
 
 // Every dataset name a reader of this library asks for: the child also reads the ones not
@@ -433,11 +437,7 @@ constexpr int kChildIdleMs = 5000;
     for (;;) {
       // Idle for kChildIdleMs: exit, so a long-lived parent does not keep the copy-on-write
       // pages of its fork-time memory alive; the next read starts a new child.
-      struct pollfd p {fd, POLLIN, 0};
-      int r;
-      while ((r = ::poll(&p, 1, kChildIdleMs)) < 0 && errno == EINTR) {
-      }
-      if (r <= 0 || !in.bytes(&tag, 1) || tag != 'R') break;
+      if (poll_readable(fd, kChildIdleMs) <= 0 || !in.bytes(&tag, 1) || tag != 'R') break;
       const std::string path = in.str(1 << 16);
       const auto read = in.names();
       const auto probe = in.names();
@@ -508,7 +508,8 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   const bool have_key = file_key(path, key);
   if (have_key && vetted_files().count(key)) return read_in_process(path, read, probe);
 
-  const int timeout_ms = reader_timeout_ms(path);
+  const int64_t bytes = file_bytes(path);
+  const int timeout_ms = reader_timeout_ms(bytes);
   std::error_code ec;
   const std::string abs = std::filesystem::absolute(path, ec).string();  // the child keeps its first cwd
   ReaderChild& child = reader_child();
@@ -546,7 +547,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
 
   H5Contents c;
   c.path = path;
-  const int64_t limit = declared_bytes_limit(file_bytes(path));  // as read()
+  const int64_t limit = declared_bytes_limit(bytes);  // as read()
   std::string error;
   bool complete = false, vetted = false;
   for (bool more = true; more; more = !complete && error.empty() && r.bytes(&tag, 1)) {
