@@ -49,8 +49,7 @@ void print_point_transformer(const pointcloud::PointTransformerOptions& o) {
   std::cout << "dense parameters: " << dense << " (" << millions.str() << "M)\n";
   if (o.moe().enabled()) {
     pointcloud::PointTransformer model(o);
-    int64_t total = 0;
-    for (const auto& p : model->parameters()) total += p.numel();
+    const int64_t total = count_parameters(*model);
     std::cout << "with MoE: " << model->num_moe_layers() << " MoE linears x " << o.moe().num_experts()
               << " experts (stages " << join_ints(o.moe().stages()) << ", " << o.moe().layers() << ", router "
               << o.moe().router().name() << "), " << total << " parameters while training\n";

@@ -79,7 +79,7 @@ void add_eval_command(CLI::App& app, GlobalOptions& global) {
   auto req = std::make_shared<EvalRequest>();
   auto set = std::make_shared<std::vector<std::string>>();
   cmd->add_option("run_dir", req->run_dir, "Run directory written by `ewa train`")->required();
-  cmd->add_option("--checkpoint", req->checkpoint, "best | last | a checkpoint/model path")
+  cmd->add_option("--checkpoint", req->checkpoint, "best | last | model (RUN/model.safetensors) | a checkpoint or model path")
       ->capture_default_str();
   cmd->add_option("--split", req->split, "Split to evaluate (default: the config's evaluation split)");
   cmd->add_option("-o,--out", req->out, "Metrics JSON (default RUN_DIR/eval_<split>.json)");

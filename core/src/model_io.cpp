@@ -88,6 +88,12 @@ safetensors::TensorMap module_tensors(const torch::nn::Module& module) {
   return out;
 }
 
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
 void load_module_tensors(torch::nn::Module& module, const safetensors::TensorMap& tensors, const std::string& source,
                          const std::string& what, const std::vector<std::string>& skip_prefixes,
                          const LoadHint& hint) {

@@ -1,6 +1,7 @@
 // End-to-end 3D smoke through the CLI: `ewa data synth-rooms` -> `ewa data prepare s3dis`
 // (resumable) -> `ewa train configs/test/semseg-pt-tiny.yaml` -> `ewa eval` -> `ewa segment`
-// (room folder, .npy) -> `ewa view --screenshot`; and bad inputs with clean messages.
+// (room folder, .npy) -> `ewa view --screenshot`; `ewa convert` of 3D runs; and bad inputs with
+// clean messages.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -95,6 +96,66 @@ TEST(Cli3d, SynthPrepareTrainSegmentView) {
       EXPECT_TRUE(fs::exists(tmp.str("shot.png")));
     }
   }
+}
+
+// `ewa convert` of segmentation runs as a user runs it: the best checkpoint of a RUP/EWA run
+// becomes a dense model that `ewa segment` takes; a learned router's run is refused without
+// --average, and with it the mIoU cost is printed; a lone model file needs --config.
+TEST(Cli3d, ConvertPointRuns) {
+  TempDir tmp;
+  const std::string raw = tmp.str("raw"), cache = tmp.str("cache"), run = tmp.str("run"), tc = tmp.str("tc");
+  ASSERT_EQ(run_ewa("data synth-rooms " + q(raw) + " --rooms 2 --density 30 --seed 5").status, 0);
+  ASSERT_EQ(run_ewa("data prepare s3dis " + q(raw) + " " + q(cache) + " -q").status, 0);
+  const std::string cfg = std::string(EWA_SOURCE_DIR) + "/configs/test/semseg-pt-tiny.yaml";
+  auto r = run_ewa("train " + q(cfg) + " --set data.root=" + q(cache) + " --set train.epochs=1 --run-dir " + q(run) +
+                   " -q");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  r = run_ewa("convert " + q(run) + " --checkpoint best --out " + q(tmp.str("best.safetensors")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("collapsed 4 MoE linears (2 experts each) into dense linears (router rup)"), std::string::npos)
+      << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("max \\|MoE eval output - dense output\\| = (\\S+) on 2 probe")))
+      << r.out;
+  EXPECT_LE(std::stod(m[1]), 1e-4);
+  r = run_ewa("inspect " + q(tmp.str("best.safetensors")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("MoE linears: none (dense)"), std::string::npos) << r.out;
+  r = run_ewa("segment " + q(tmp.str("best.safetensors")) + " " + q(raw + "/Area_2/room_1") + " --out " +
+              q(tmp.str("best.ply")) + " --mode voxel");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("mIoU"), std::string::npos) << r.out;
+  r = run_ewa("eval " + q(run) + " --checkpoint model -q --out " + q(tmp.str("eval_model.json")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("model.safetensors"), std::string::npos) << r.out;
+
+  r = run_ewa("train " + q(cfg) + " --set data.root=" + q(cache) +
+              " --set train.epochs=1 --set model.ewa.enabled=false --set model.pt.moe.router.name=soft_moe --run-dir " +
+              q(tc) + " -q");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  r = run_ewa("convert " + q(tc) + " --out " + q(tmp.str("x.safetensors")));
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("learned router 'soft_moe'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--average"), std::string::npos) << r.err;
+  r = run_ewa("convert " + q(tc + "/model.safetensors") + " --average --out " + q(tmp.str("avg.safetensors")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("accuracy cost on val \\(1 scenes\\): mIoU [0-9.]+% routed MoE -> "
+                                                  "[0-9.]+% averaged experts")))
+      << r.out;
+  fs::copy_file(tc + "/model.safetensors", tmp.str("lone.safetensors"));
+  r = run_ewa("convert " + q(tmp.str("lone.safetensors")) + " --average --out " + q(tmp.str("y.safetensors")));
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--config"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp.str("y.safetensors")));
+  r = run_ewa("convert " + q(tmp.str("lone.safetensors")) + " --average --config " + q(tc + "/config.yaml") +
+              " --out " + q(tmp.str("y.safetensors")));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("averaged 4 MoE linears"), std::string::npos) << r.out;
+  // a 3D run's config for a ViT file, and a ViT run's config for a point file, are named errors
+  r = run_ewa("convert " + q(tmp.str("lone.safetensors")) + " --average --config " +
+              q(std::string(EWA_SOURCE_DIR) + "/configs/test/cls-vit-tiny.yaml") + " --out " + q(tmp.str("z.safetensors")));
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("image_classification"), std::string::npos) << r.err;
 }
 
 TEST(Cli3d, BadInputsGiveCleanErrors) {

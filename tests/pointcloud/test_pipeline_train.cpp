@@ -1,6 +1,7 @@
 // In-process end-to-end segmentation: synthetic rooms -> prepared cache -> train the tiny
 // config (MoE + EWA) -> collapsed model.safetensors + eval_val.json -> reload and segment a
-// room with fragment voting -> PLY + .npy outputs.
+// room with fragment voting -> PLY + .npy outputs. And the conversion of 3D runs (`ewa
+// convert`): checkpoints exported as the training exports its model, learned routers averaged.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -9,10 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "ewa/core/config.h"
+#include "ewa/core/router.h"
+#include "ewa/core/safetensors.h"
 #include "ewa/datasets/points/npy.h"
 #include "ewa/datasets/points/room_cache.h"
 #include "ewa/datasets/points/s3dis.h"
 #include "ewa/datasets/points/synth_rooms.h"
+#include "ewa/pointcloud/cls_task.h"
 #include "ewa/pointcloud/pipeline.h"
 #include "ewa/pointcloud/scene_data.h"
 #include "ewa/pointcloud/segment.h"
@@ -137,6 +141,137 @@ TEST(PipelineTrain, LearnedRouterModelIsExportedAndEvaluatedAsTrained) {
     EXPECT_EQ(again["metrics"]["miou"], logged["metrics"]["miou"]);
     EXPECT_EQ(again["metrics"]["oa"], logged["metrics"]["oa"]);
   }
+}
+
+// Every tensor and metadata entry of two Point Transformer files (ewa.version aside) is equal.
+void expect_same_model_file(const std::string& a, const std::string& b) {
+  std::map<std::string, std::string> ma, mb;
+  const auto ta = point_model_tensors(load_point_model(a, &ma));
+  const auto tb = point_model_tensors(load_point_model(b, &mb));
+  ASSERT_EQ(ta.size(), tb.size());
+  for (const auto& [name, t] : ta) {
+    ASSERT_TRUE(tb.count(name)) << name;
+    EXPECT_TRUE(torch::equal(t, tb.at(name))) << name;
+  }
+  ma.erase("ewa.version");
+  mb.erase("ewa.version");
+  EXPECT_EQ(ma, mb);
+}
+
+TrainRequest quiet_request(const std::string& file, const std::string& text, const std::string& run_dir) {
+  TrainRequest req;
+  req.config_file = file;
+  req.config_text = text;
+  req.run_dir = run_dir;
+  req.quiet = true;
+  return req;
+}
+
+// `ewa convert` of a segmentation run: the last checkpoint, exported through the convert path,
+// is the training's model.safetensors bit for bit (same collapse, same metadata), verified on
+// the probe clouds; a learned router is refused without `average`, and with it the routed score
+// is the training's own final evaluation.
+TEST(PipelineTrain, SegmentationCheckpointExportEqualsTheTrainedModel) {
+  if (!datasets::have_hdf5()) GTEST_SKIP() << "built without HDF5 (room cache)";
+  TempDir tmp;
+  ASSERT_EQ(make_room_cache(tmp, 1, 50), 2);
+  const std::string file = std::string(EWA_SOURCE_DIR) + "/configs/test/semseg-pt-tiny.yaml";
+  auto cfg = config::load<SemSegConfig>(file, {"data.root=" + tmp.str("cache"), "run.device=cpu", "train.epochs=1"});
+  const std::string run = tmp.str("rup");
+  ASSERT_EQ(train_semantic_segmentation(cfg, quiet_request(file, config::dump(cfg), run)).exit_code, 0);
+  const auto ex = export_point_checkpoint(cfg, run + "/checkpoints/last.ckpt", tmp.str("out/last.safetensors"), {});
+  EXPECT_EQ(ex.convert.moe_layers, 4);
+  EXPECT_EQ(ex.convert.router, "rup");
+  EXPECT_EQ(ex.convert.num_experts, 2);
+  EXPECT_LE(ex.convert.max_abs_diff, 1e-4);
+  EXPECT_GE(ex.convert.probe_points, 4096);
+  EXPECT_FALSE(ex.convert.averaged_learned);
+  EXPECT_GT(ex.params_train, ex.params);
+  EXPECT_EQ(ex.params, dense_parameter_count(cfg.model().pt()));
+  expect_same_model_file(tmp.str("out/last.safetensors"), run + "/model.safetensors");
+
+  auto tc = config::load<SemSegConfig>(file, {"data.root=" + tmp.str("cache"), "run.device=cpu", "train.epochs=1",
+                                              "model.ewa.enabled=false",
+                                              "model.pt.moe.router.name=softmax_token_choice"});
+  const std::string run_tc = tmp.str("tc");
+  ASSERT_EQ(train_semantic_segmentation(tc, quiet_request(file, config::dump(tc), run_tc)).exit_code, 0);
+  std::ifstream in(run_tc + "/eval_val.json");
+  const double logged = nlohmann::json::parse(in)["metrics"]["miou"].get<double>();
+  auto net = load_point_model(run_tc + "/model.safetensors");
+  PointConvertOptions o;
+  EXPECT_THROW(convert_point_model(net, o, segmentation_eval_fn(tc)), std::invalid_argument);
+  o.average = true;
+  EXPECT_THROW(convert_point_model(net, o, {}), std::invalid_argument);
+  EXPECT_EQ(net->num_moe_layers(), 4);
+  const auto r = convert_point_model(net, o, segmentation_eval_fn(tc));
+  EXPECT_TRUE(r.averaged_learned);
+  EXPECT_EQ(r.router, "softmax_token_choice");
+  EXPECT_EQ(r.routed.metric, "mIoU");
+  EXPECT_EQ(r.routed.items, 1);
+  EXPECT_DOUBLE_EQ(r.routed.value, logged);
+  EXPECT_GE(r.averaged.value, 0.0);
+  EXPECT_LE(r.averaged.value, 1.0);
+  EXPECT_EQ(net->num_moe_layers(), 0);
+  EXPECT_FALSE(routes_at_eval(*net));
+}
+
+// A ModelNet-layout OFF folder: classes cube and wedge, shapes scaled per file.
+void write_off_dataset(const fs::path& root) {
+  const std::string cube =
+      "OFF\n8 12 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n0 0 1\n1 0 1\n1 1 1\n0 1 1\n"
+      "3 0 2 1\n3 0 3 2\n3 4 5 6\n3 4 6 7\n3 0 1 5\n3 0 5 4\n3 2 3 7\n3 2 7 6\n3 1 2 6\n3 1 6 5\n3 0 4 7\n3 0 7 3\n";
+  const std::string wedge = "OFF\n6 8 0\n0 0 0\n2 0 0\n0 1 0\n0 0 1\n2 0 1\n0 1 1\n"
+                            "3 0 2 1\n3 3 4 5\n3 0 1 4\n3 0 4 3\n3 0 3 5\n3 0 5 2\n3 1 2 5\n3 1 5 4\n";
+  for (const auto& [cls, text] : {std::pair{std::string("cube"), cube}, std::pair{std::string("wedge"), wedge}}) {
+    for (const auto& [split, n] : {std::pair{std::string("train"), 4}, std::pair{std::string("test"), 2}}) {
+      fs::create_directories(root / cls / split);
+      for (int i = 0; i < n; ++i) {
+        std::ofstream(root / cls / split / (cls + "_" + std::to_string(i) + ".off")) << text;
+      }
+    }
+  }
+}
+
+// `ewa convert` of a classification run: the same equality, with the class names of the
+// dataset in the metadata; the learned router's routed OA is the training's final one.
+TEST(PipelineTrain, ClassificationCheckpointExportEqualsTheTrainedModel) {
+  TempDir tmp;
+  write_off_dataset(tmp.path() / "shapes");
+  PointClsConfig cfg;
+  cfg.run().device("cpu").seed(3);
+  cfg.data().format("off_folder").root(tmp.str("shapes")).num_points(128);
+  auto& pt = cfg.model().pt();
+  pt.variant("custom").blocks({1, 1, 1}).channels({8, 16, 16}).nsample({8, 8, 8}).stride({1, 4, 4});
+  pt.head("cls").in_channels(3).num_classes(2);
+  pt.moe().enabled(true).num_experts(2).stages({1, 2});
+  cfg.model().ewa().enabled(true);
+  cfg.train().epochs(1).batch_size(4).progress(false);
+  cfg.train().checkpoint().metric("val.oa");
+  cfg.eval().voting(1);
+  const std::string run = tmp.str("rup");
+  ASSERT_EQ(train_point_classification(cfg, quiet_request("cls.yaml", config::dump(cfg), run)).exit_code, 0);
+  const auto ex = export_point_checkpoint(cfg, run + "/checkpoints/last.ckpt", tmp.str("last.safetensors"), {});
+  EXPECT_EQ(ex.convert.moe_layers, 4);
+  EXPECT_LE(ex.convert.max_abs_diff, 1e-4);
+  expect_same_model_file(tmp.str("last.safetensors"), run + "/model.safetensors");
+  EXPECT_EQ(safetensors::read_header(tmp.str("last.safetensors")).metadata.at(kMetaClasses), "[\"cube\",\"wedge\"]");
+
+  cfg.model().ewa().enabled(false);
+  cfg.model().pt().moe().router().name("softmax_token_choice");
+  const std::string run_tc = tmp.str("tc");
+  ASSERT_EQ(train_point_classification(cfg, quiet_request("cls.yaml", config::dump(cfg), run_tc)).exit_code, 0);
+  std::ifstream in(run_tc + "/eval_val.json");
+  const double logged = nlohmann::json::parse(in)["metrics"]["oa"].get<double>();
+  auto net = load_point_model(run_tc + "/model.safetensors");
+  PointConvertOptions o;
+  o.average = true;
+  const auto r = convert_point_model(net, o, classification_eval_fn(cfg));
+  EXPECT_TRUE(r.averaged_learned);
+  EXPECT_EQ(r.routed.metric, "OA");
+  EXPECT_EQ(r.routed.split, "test");
+  EXPECT_EQ(r.routed.items, 4);
+  EXPECT_DOUBLE_EQ(r.routed.value, logged);
+  EXPECT_EQ(net->num_moe_layers(), 0);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "ewa/core/collapse.h"
 #include "ewa/core/config.h"
+#include "ewa/core/model_io.h"
 #include "ewa/vision2d/pipeline.h"
 #include "ewa/vision2d/presets.h"
 #include "ewa/vision2d/task.h"
@@ -127,9 +128,9 @@ TEST(Vision2dConfigs, VanillaAndEwaDifferOnlyInMoeAndEwa) {
     if (std::string(ds) != "fashion_mnist") continue;  // model building is slow for the bigger presets
     // Same inference architecture: the collapsed EWA model has the vanilla parameter count.
     auto mv = v2::build_model(cv), me = v2::build_model(ce);
-    EXPECT_GT(v2::count_parameters(*me), v2::count_parameters(*mv)) << ds;
+    EXPECT_GT(count_parameters(*me), count_parameters(*mv)) << ds;
     collapse_to_dense(me, torch::Tensor());
-    EXPECT_EQ(v2::count_parameters(*me), v2::count_parameters(*mv)) << ds;
+    EXPECT_EQ(count_parameters(*me), count_parameters(*mv)) << ds;
   }
 }
 

@@ -99,11 +99,6 @@ std::pair<img::ImageDatasetPtr, std::string> eval_dataset(const ImageClassificat
 
 }  // namespace
 
-int64_t count_parameters(const torch::nn::Module& module) {
-  int64_t n = 0;
-  for (const auto& p : module.parameters()) n += p.numel();
-  return n;
-}
 
 void write_confusion_csv(const std::string& path, const torch::Tensor& confusion,
                          const std::vector<std::string>& class_names) {

@@ -18,6 +18,7 @@
 
 #include "ewa/core/checkpoint.h"
 #include "ewa/core/config.h"
+#include "ewa/core/model_io.h"
 #include "ewa/core/runtime.h"
 #include "ewa/core/trainer.h"
 #include "ewa/datasets/points/s3dis.h"
@@ -74,8 +75,14 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   atomic_write_file(path, j.dump(2) + "\n");
 }
 
-/// The checkpoint of `spec` in run_dir: best (falls back to last with a warning), last, or a path.
+/// The weights of `spec` in run_dir: best (falls back to last with a warning), last, model (the
+/// run's model.safetensors), or a path.
 std::string checkpoint_file(const std::string& run_dir, const std::string& spec) {
+  if (spec == "model") {
+    const fs::path p = fs::path(run_dir) / "model.safetensors";
+    if (!fs::exists(p)) throw std::runtime_error("no model file " + p.string() + " (the run has not finished?)");
+    return p.string();
+  }
   if (spec == "best" || spec == "last") {
     fs::path p = fs::path(run_dir) / "checkpoints" / (spec + ".ckpt");
     if (spec == "best" && !fs::exists(p)) {
@@ -127,11 +134,7 @@ SegRunOutcome train_seg_once(const SemSegConfig& cfg, const TrainRequest& req, c
                d.loop(), splits.val.size(), d.class_names().size());
   SemSegTask task(cfg, splits);
   spdlog::info("model: Point Transformer {} ({} parameters, {} dense; {} MoE linears)", cfg.model().pt().variant(),
-               [&] {
-                 int64_t n = 0;
-                 for (const auto& p : task.net()->parameters()) n += p.numel();
-                 return n;
-               }(),
+               count_parameters(*task.net()),
                dense_parameter_count(cfg.model().pt()), task.net()->num_moe_layers());
   Trainer trainer(trainer_config(cfg.run(), cfg.train(), cfg.model().ewa(), req, run_dir), task);
   const auto fit = fit_for_export(trainer, out);
@@ -198,6 +201,15 @@ std::map<std::string, std::string> segmentation_metadata(const SemSegConfig& cfg
           {kMetaLabelField, d.label_field()},
           {kMetaLabelMap, d.label_map()},
           {kMetaEvalMaxPoints, std::to_string(cfg.eval().max_points())}};
+}
+
+std::map<std::string, std::string> classification_metadata(const PointClsConfig& cfg,
+                                                           const std::vector<std::string>& class_names) {
+  std::map<std::string, std::string> md = {{kMetaTask, "point_classification"},
+                                           {kMetaFeatures, json_text(cfg.data().features())},
+                                           {kMetaNumPoints, std::to_string(cfg.data().num_points())}};
+  if (!class_names.empty()) md[kMetaClasses] = json_text(class_names);
+  return md;
 }
 
 namespace {
@@ -304,19 +316,17 @@ PipelineResult train_semantic_segmentation(const SemSegConfig& cfg, const TrainR
 
 namespace {
 
-// The network `ewa eval` evaluates: req.model (a model file) or req.checkpoint (best | last | a
-// path; a model file is accepted too), RUP/EWA MoE layers collapsed (learned routers keep
+// The network `ewa eval` evaluates: req.model (a model file) or req.checkpoint (best | last |
+// model | a path; a model file is accepted too), RUP/EWA MoE layers collapsed (learned routers keep
 // routing), on the run's device. `source`
 // names what was loaded, `collapsed` counts the MoE linears that were averaged.
 PointTransformer load_eval_model(const PointTransformerOptions& options, const std::string& device,
                                  const EvalRequest& req, std::string* source, int64_t* collapsed) {
-  const std::string spec = req.model.empty() ? req.checkpoint : req.model;
+  *source = req.model.empty() ? checkpoint_file(req.run_dir, req.checkpoint) : req.model;
   PointTransformer net{nullptr};
-  if (is_model_file(spec) || !req.model.empty()) {
-    *source = spec;
-    net = load_point_model(spec);
+  if (is_model_file(*source) || !req.model.empty()) {
+    net = load_point_model(*source);
   } else {
-    *source = checkpoint_file(req.run_dir, spec);
     net = PointTransformer(options);
     load_checkpoint(*source, *net, nullptr);
   }
@@ -373,11 +383,7 @@ PipelineResult train_point_classification(const PointClsConfig& cfg, const Train
   auto& net = task.net();
   const int64_t collapsed = collapse_for_export(net);
   const std::string model_path = (fs::path(r.run_dir) / "model.safetensors").string();
-  save_point_model(net, model_path,
-                   {{kMetaTask, "point_classification"},
-                    {kMetaClasses, json_text(task.class_names())},
-                    {kMetaFeatures, json_text(cfg.data().features())},
-                    {kMetaNumPoints, std::to_string(cfg.data().num_points())}});
+  save_point_model(net, model_path, classification_metadata(cfg, task.class_names()));
   auto ev = task.evaluate_shapes(task.val(), cfg.eval().voting());
   nlohmann::json j;
   j["task"] = "point_classification";

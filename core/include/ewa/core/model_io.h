@@ -18,6 +18,9 @@ constexpr const char* kMetaMoe = "ewa.moe";  ///< YAML of MoEOptions; absent for
 /// Parameters and buffers of any module by their module path (detached, same device).
 safetensors::TensorMap module_tensors(const torch::nn::Module& module);
 
+/// Number of parameters (elements) of a module.
+int64_t count_parameters(const torch::nn::Module& module);
+
 /// Explains a failed strict load: gets the missing and the unexpected names, returns text
 /// appended to the error (e.g. a hint to collapse an MoE file first), or "".
 using LoadHint = std::function<std::string(const std::vector<std::string>& missing,

@@ -105,7 +105,5 @@ struct CheckpointExport {
 CheckpointExport export_checkpoint(const ImageClassificationConfig& cfg, const std::string& checkpoint,
                                    const std::string& out, const ConvertOptions& options);
 
-/// Number of parameters of a module.
-int64_t count_parameters(const torch::nn::Module& module);
 
 }  // namespace ewa::vision2d
