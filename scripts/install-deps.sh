@@ -12,6 +12,7 @@ PKGS=(
   libhdf5-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libgloo-dev libdnnl-dev
   xvfb xauth xdotool dataset-fashion-mnist
+  python3  # tests/tools: the independent timm-forward check of the ViT export
 )
 # Extra packages can be added by the caller (e.g. EWA_EXTRA_PKGS="gdb valgrind").
 if [[ -n "${EWA_EXTRA_PKGS:-}" ]]; then read -r -a extra <<<"$EWA_EXTRA_PKGS"; PKGS+=("${extra[@]}"); fi

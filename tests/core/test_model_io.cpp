@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <fstream>
+
 #include "ewa/core/collapse.h"
 #include "ewa/core/config.h"
 #include "ewa/core/ewa.h"
@@ -109,6 +114,79 @@ TEST(ModelIo, MetadataCheckedAgainstTensorsBeforeBuilding) {
                         {"edited.safetensors", "num_experts", "blocks.1.mlp.experts.w1"});
   expect_error_contains([&] { load_model(write_with(kMetaVit, "num_classes: 4", "num_classes: 99999999")); },
                         {"edited.safetensors", "num_classes", "head.weight"});
+}
+
+// The export is what timm loads: tests/tools/timm_vit_reference.py (pure Python, written from
+// timm's VisionTransformer module definitions, no code shared with ours) checks the file
+// against the state dict timm's model would load with strict=True and recomputes the logits.
+// Cases: class token + token pooling; average pooling without class token, no qkv bias,
+// LayerScale, one input channel; an EWA-trained MoE collapsed for export.
+TEST(ModelIo, ExportMatchesAnIndependentTimmForward) {
+  if (std::system("command -v python3 >/dev/null 2>&1") != 0) GTEST_SKIP() << "python3 not installed";
+  struct Case {
+    const char* name;
+    VisionTransformerOptions o;
+    bool moe;
+  };
+  const auto base = VisionTransformerOptions().img_size(8).patch_size(4).in_chans(3).num_classes(3).embed_dim(8)
+                        .depth(2).num_heads(2).mlp_ratio(2.0);
+  const std::vector<Case> cases = {
+      {"token", base, false},
+      {"avg-layerscale", VisionTransformerOptions().img_size(8).patch_size(2).in_chans(1).num_classes(5).embed_dim(12)
+                             .depth(2).num_heads(3).mlp_ratio(1.5).global_pool("avg").class_token(false)
+                             .qkv_bias(false).init_values(0.1), false},
+      {"ewa-collapsed", base, true},
+  };
+  ewa::test::TempDir tmp;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    torch::manual_seed(7);
+    VisionTransformer m(c.o, c.moe ? MoEOptions().enabled(true).num_experts(4).every(1).init("independent")
+                                   : MoEOptions());
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : m->parameters()) p.normal_(0.0, 0.3);
+    }
+    if (c.moe) {
+      apply_ewa_(*m, 0.3);
+      collapse_to_dense(m, torch::Tensor());
+    }
+    m->eval();
+    const auto& o = c.o;
+    const auto x = torch::randn({2, o.in_chans(), o.img_size(), o.img_size()});
+    const auto logits = m->forward(x).detach().contiguous();
+    const std::string file = tmp.str(std::string(c.name) + ".safetensors");
+    save_model(m, file);
+    nlohmann::json arch = {{"img_size", o.img_size()},       {"patch_size", o.patch_size()},
+                           {"in_chans", o.in_chans()},       {"embed_dim", o.embed_dim()},
+                           {"depth", o.depth()},             {"num_heads", o.num_heads()},
+                           {"mlp_ratio", o.mlp_ratio()},     {"qkv_bias", o.qkv_bias()},
+                           {"class_token", o.class_token()}, {"global_pool", o.global_pool()},
+                           {"num_classes", o.num_classes()}};
+    arch["init_values"] = o.init_values() > 0 ? nlohmann::json(o.init_values()) : nlohmann::json(nullptr);
+    const auto xc = x.contiguous();
+    nlohmann::json input = {{"shape", xc.sizes().vec()},
+                            {"data", std::vector<float>(xc.data_ptr<float>(), xc.data_ptr<float>() + xc.numel())}};
+    std::ofstream(tmp.str("arch.json")) << arch.dump();
+    std::ofstream(tmp.str("input.json")) << input.dump();
+    const auto r = ewa::test::run_command("python3 '" + std::string(EWA_SOURCE_DIR) +
+                                          "/tests/tools/timm_vit_reference.py' '" + file + "' '" +
+                                          tmp.str("arch.json") + "' '" + tmp.str("input.json") + "'");
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto ref = nlohmann::json::parse(r.out).get<std::vector<std::vector<double>>>();
+    ASSERT_EQ(static_cast<int64_t>(ref.size()), logits.size(0));
+    double max_diff = 0.0, max_abs = 0.0;
+    for (int64_t b = 0; b < logits.size(0); ++b) {
+      ASSERT_EQ(static_cast<int64_t>(ref[b].size()), logits.size(1));
+      for (int64_t k = 0; k < logits.size(1); ++k) {
+        const double v = logits[b][k].item<double>();
+        max_diff = std::max(max_diff, std::abs(v - ref[b][k]));
+        max_abs = std::max(max_abs, std::abs(v));
+      }
+    }
+    EXPECT_GT(max_abs, 0.1);  // the random weights give non-trivial logits
+    EXPECT_LE(max_diff, 1e-5 * (1.0 + max_abs)) << "max |ewa - timm reference| " << max_diff;
+  }
 }
 
 TEST(Collapse, DenseOutputEqualsMoEEvalOutput) {
