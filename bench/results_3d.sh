@@ -91,7 +91,8 @@ pct() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else printf "%.2f", 100*v
   echo
   echo "Recipe: configs/mosd/semseg-pt-{vanilla,ewa}.yaml (identical except model.pt.moe / model.ewa;"
   echo "after training the EWA model's MoE layers are collapsed, so both deploy the same dense network)."
-  echo "Evaluation: every point of the 10 whole validation scenes, labelled by its 1 cm voxel's prediction (eval.mode: voxel)."
+  mode=$(sed -n 's/.*"mode": *"\([a-z]*\)".*/\1/p' "$out/ewa/eval_val.json" 2>/dev/null | head -n 1)
+  echo "Evaluation: every point of the 10 whole validation scenes (eval.mode: ${mode:-unknown}, as in the configs)."
   echo "Machine: $(nproc) cores, ewa: $("$ewa_bin" --version 2>/dev/null | head -n 1)"
 } > "$out/results.md"
 cat "$out/results.md"
