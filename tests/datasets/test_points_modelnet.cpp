@@ -1,6 +1,7 @@
 // ModelNet readers: HDF5 2048 split (fixture via the HDF5 C API), normal_resampled text,
 // OFF meshes incl. the glued `OFF6586 5534 0` header, area-weighted surface sampling, and
 // the real ../shared/data pieces when present.
+#include "ewa/datasets/points/cloud_formats.h"
 #include "ewa/datasets/points/modelnet.h"
 #include "test_util.h"
 
@@ -89,9 +90,9 @@ TEST(PointsModelNet, Hdf5SplitWithAndWithoutNormals) {
   fs::path dir = tmp.path() / "modelnet40_ply_hdf5_2048";
   fs::create_directories(dir);
   write_file(dir / "shape_names.txt", "airplane\nbathtub\nbed\n");
-  auto write = [&](const std::string& name, int n, bool normals) {
+  auto write = [&](const std::string& name, int n, bool normals, float base = 0.f) {
     std::vector<float> data(static_cast<size_t>(n * 8 * 3));
-    for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<float>(i);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = base + static_cast<float>(i);
     std::vector<uint8_t> label(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) label[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 3);
     hid_t f = H5Fcreate((dir / name).c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -127,6 +128,28 @@ TEST(PointsModelNet, Hdf5SplitWithAndWithoutNormals) {
   auto test = read_modelnet_h5(dir.string(), "test");
   EXPECT_FALSE(test.normal.defined());
   EXPECT_THROW(read_modelnet_h5(dir.string(), "val"), std::exception);
+
+  // The same files as items of the format table (file.h5#k, as `ewa data info` lists them):
+  // each item right, the file's datasets read once for all its items but never shared with
+  // the returned clouds, and a rewritten file read again.
+  EXPECT_EQ(list_cloud_scenes(dir.string(), "modelnet_h5").size(), 9u);
+  const std::string f0 = (dir / "ply_data_train0.h5").string();
+  for (int k = 0; k < 4; ++k) {
+    auto s = open_cloud(f0 + "#" + std::to_string(k));
+    ASSERT_EQ(s.cloud.size(), 8);
+    EXPECT_FLOAT_EQ(s.cloud.coord[0][0].item<float>(), static_cast<float>(k * 24));
+    EXPECT_FLOAT_EQ(s.cloud.normal[7][2].item<float>(), static_cast<float>(k * 24 + 23));
+    EXPECT_EQ(s.cloud.extra.at("shape_label")[0].item<int64_t>(), k % 3);
+    s.cloud.coord.fill_(-1.f);  // the caller owns the item's tensors
+    s.cloud.normal.fill_(-1.f);
+  }
+  EXPECT_FLOAT_EQ(open_cloud(f0 + "#2").cloud.coord[0][0].item<float>(), 48.f);
+  EXPECT_FLOAT_EQ(open_cloud(f0 + "#2").cloud.normal[0][0].item<float>(), 48.f);
+  write("ply_data_train0.h5", 5, true, 1000.f);
+  EXPECT_FLOAT_EQ(open_cloud(f0 + "#2").cloud.coord[0][0].item<float>(), 1048.f);
+  EXPECT_NO_THROW(open_cloud(f0 + "#4"));
+  write("ply_data_train0.h5", 4, true);
+
   write_file(dir / "shape_names.txt", "airplane\n");  // labels 1,2 now out of range
   EXPECT_THROW(read_modelnet_h5(dir.string(), "test"), std::exception);
 }

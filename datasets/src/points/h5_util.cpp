@@ -346,19 +346,11 @@ int reader_timeout_ms(int64_t bytes) {
 // read of it can make.
 const std::vector<std::string> kVetNames = {"coord", "color", "segment", "instance", "normal", "data", "label"};
 
-// Files a child read completely, by identity (path, device, inode, size, modification time):
-// read in this process from then on (under h5_mutex()).
-using FileKey = std::tuple<std::string, uint64_t, uint64_t, int64_t, int64_t>;
+// Files a child read completely, by identity (file_key()): read in this process from then on
+// (under h5_mutex()).
 std::set<FileKey>& vetted_files() {
   static std::set<FileKey> s;
   return s;
-}
-bool file_key(const std::string& path, FileKey& key) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return false;
-  key = FileKey{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
-                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
-  return true;
 }
 
 // For each request the child may grow by 512 MB plus 4x the file (what a reader of an
@@ -499,6 +491,14 @@ ReaderChild& reader_child() {
 }
 
 }  // namespace
+
+bool file_key(const std::string& path, FileKey& key) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  key = FileKey{path, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<int64_t>(st.st_size),
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+  return true;
+}
 
 H5Contents h5_read(const std::string& path, const std::vector<std::string>& read, const std::vector<std::string>& probe) {
   std::lock_guard<std::mutex> lock(h5_mutex());  // also: no thread of ours is inside libhdf5 at fork

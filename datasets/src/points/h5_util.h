@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace ewa::datasets::detail {
@@ -54,6 +55,11 @@ struct H5Contents {
   /// The dataset `name`; throws "<path>: no dataset '<name>'" when the file has none.
   const torch::Tensor& at(const std::string& name) const;
 };
+
+/// A file's identity: path, device, inode, size, modification time (ns).
+using FileKey = std::tuple<std::string, uint64_t, uint64_t, int64_t, int64_t>;
+/// Fills `key` for `path`; false when the file cannot be stat'ed.
+bool file_key(const std::string& path, FileKey& key);
 
 /// libhdf5 crashed on the file (h5_read's child was killed by a signal) or hung (the child sent
 /// nothing for EWA_HDF5_TIMEOUT_S, default 60 s + 1 s per 4 MB of file). Format detection lets

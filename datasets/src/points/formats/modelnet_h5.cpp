@@ -32,31 +32,55 @@ std::vector<std::string> h5_items(const std::string& root, bool (*is_file)(const
   return out;
 }
 
-// Shape / block k of `data` [B,P,C] (+ `label` [B] or [B,P], `normal` [B,P,3]).
+#ifdef EWA_HAVE_HDF5
+namespace {
+// The datasets of the last file h5_block read, while that file is unchanged (same identity):
+// the items of a file (file.h5#0, #1, ... as `ewa data info FOLDER` lists them) then read it
+// once instead of once per item (a 100 MB ModelNet file: 0.05 s per item).
+struct BlockFile {
+  detail::FileKey key;
+  torch::Tensor data, label, normal;
+};
+BlockFile read_block_file(const std::string& file) {
+  static std::mutex mutex;
+  static BlockFile last;
+  BlockFile b;
+  const bool keyed = detail::file_key(file, b.key);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (keyed && last.data.defined() && last.key == b.key) return last;
+  const auto h = detail::h5_read(file, {"data", "label", "normal"});
+  b.data = h.at("data");
+  if (h.has("label")) b.label = h.at("label");
+  if (h.has("normal")) b.normal = h.at("normal");
+  last = keyed ? b : BlockFile{};
+  return b;
+}
+}  // namespace
+#endif
+
+// Shape / block k of `data` [B,P,C] (+ `label` [B] or [B,P], `normal` [B,P,3]). The item's
+// tensors are copies (the file's tensors stay cached for the next item).
 CloudScene h5_block(const std::string& path, int64_t channels) {
   auto [file, k] = split_item(path);
 #ifdef EWA_HAVE_HDF5
   CloudScene s;
-  torch::Tensor d, l, n;
-  {
-    const auto h = detail::h5_read(file, {"data", "label", "normal"});
-    d = h.at("data");
-    if (h.has("label")) l = h.at("label");
-    if (h.has("normal")) n = h.at("normal");
-  }
+  const BlockFile f = read_block_file(file);
+  const torch::Tensor &d = f.data, &l = f.label, &n = f.normal;
   if (d.dim() != 3 || d.size(2) != channels) bounded::fail(file, "'data' is not [B,P," + std::to_string(channels) + "]");
   if (k < 0) k = 0;
   if (k >= d.size(0)) {
     bounded::fail(file, "item #" + std::to_string(k) + " out of range (" + std::to_string(d.size(0)) + " items)");
   }
-  auto block = d.select(0, k).to(torch::kFloat32);  // [P,C]
+  auto block = d.select(0, k).to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true);  // [P,C]
   s.cloud.coord = block.narrow(1, 0, 3).contiguous();
   if (channels == 9) {  // PointNet indoor3d: x y z (block) r g b (0..1) X Y Z (room-normalised)
     s.cloud.color = (block.narrow(1, 3, 3) * 255.0).nan_to_num(0, 0, 0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   }
-  if (n.defined() && n.sizes() == d.sizes()) s.cloud.normal = n.select(0, k).to(torch::kFloat32).contiguous();
+  if (n.defined() && n.sizes() == d.sizes()) {
+    s.cloud.normal = n.select(0, k).to(torch::kFloat32, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  }
   if (l.defined() && !l.is_floating_point() && l.size(0) == d.size(0)) {
-    auto lk = l.select(0, k).reshape({-1}).to(torch::kInt64);
+    auto lk = l.select(0, k).reshape({-1}).to(torch::kInt64, /*non_blocking=*/false, /*copy=*/true);
     if (lk.numel() == d.size(1)) s.cloud.segment = lk.contiguous();               // per point
     else if (lk.numel() == 1) s.cloud.extra["shape_label"] = lk.expand({d.size(1)}).contiguous();  // per shape
   }
