@@ -7,6 +7,8 @@
 
 #include <gmock/gmock.h>
 
+#include <chrono>
+
 #ifdef EWA_HAVE_HDF5
 #include <hdf5.h>
 #endif
@@ -134,6 +136,17 @@ TEST(PointsModelNet, Hdf5SplitWithAndWithoutNormals) {
   // the returned clouds, and a rewritten file read again.
   EXPECT_EQ(list_cloud_scenes(dir.string(), "modelnet_h5").size(), 9u);
   const std::string f0 = (dir / "ply_data_train0.h5").string();
+  // A file modified in the last 2 s (here: stamped 1 h ahead, a clock-skewed file server) is
+  // not kept: rewritten in place with the same size and the same modification time (a rewrite
+  // within one timestamp tick), it is still read afresh.
+  const auto recent = fs::file_time_type::clock::now() + std::chrono::hours(1);
+  fs::last_write_time(f0, recent);
+  EXPECT_FLOAT_EQ(open_cloud(f0 + "#1").cloud.coord[0][0].item<float>(), 24.f);
+  write("ply_data_train0.h5", 4, true, 500.f);
+  fs::last_write_time(f0, recent);
+  EXPECT_FLOAT_EQ(open_cloud(f0 + "#1").cloud.coord[0][0].item<float>(), 524.f);
+  write("ply_data_train0.h5", 4, true);
+  fs::last_write_time(f0, fs::file_time_type::clock::now() - std::chrono::hours(1));  // a settled file: kept
   for (int k = 0; k < 4; ++k) {
     auto s = open_cloud(f0 + "#" + std::to_string(k));
     ASSERT_EQ(s.cloud.size(), 8);
