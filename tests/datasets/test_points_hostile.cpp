@@ -392,7 +392,8 @@ std::set<int> live_children() {
 
 TEST(PointsHostile, Hdf5ReaderChildServesManyFilesAndExitsWhenIdle) {
   // One reader child reads a folder of rooms (not one fork per file), is replaced after a
-  // libhdf5 crash, and exits by itself after 5 s without a request.
+  // libhdf5 crash, exits by itself after 5 s without a request and starts again for the next
+  // file the process may not read itself.
   TempDir tmp;
   std::vector<PointCloudData> rooms(6);
   for (size_t i = 0; i < rooms.size(); ++i) {
@@ -417,12 +418,24 @@ TEST(PointsHostile, Hdf5ReaderChildServesManyFilesAndExitsWhenIdle) {
   const auto fresh = live_children();
   EXPECT_EQ(fresh.size(), 1u);
   for (int pid : fresh) EXPECT_EQ(readers.count(pid), 0u);
+  // A file a child read whole is read in this process later only when it was settled at that
+  // read (modified more than 2 s before: here an hour ago). One modified within 2 s (here
+  // stamped an hour ahead) could be rewritten in place with the same size and time, so it goes
+  // through a child every time.
+  const std::string settled = tmp.str("settled.h5"), racy = tmp.str("racy.h5");
+  write_room_h5(settled, rooms[1]);
+  fs::last_write_time(settled, fs::file_time_type::clock::now() - std::chrono::hours(1));
+  write_room_h5(racy, rooms[2]);
+  fs::last_write_time(racy, fs::file_time_type::clock::now() + std::chrono::hours(1));
+  EXPECT_TRUE(torch::equal(open_cloud(settled).cloud.coord, rooms[1].coord));
+  EXPECT_TRUE(torch::equal(open_cloud(racy).cloud.coord, rooms[2].coord));
   std::this_thread::sleep_for(std::chrono::milliseconds(6500));
   EXPECT_TRUE(live_children().empty()) << "the idle reader child exits";
-  PointCloudData last;
-  last.coord = torch::rand({60, 3});
-  write_room_h5(tmp.str("last.h5"), last);
-  EXPECT_TRUE(torch::equal(open_cloud(tmp.str("last.h5")).cloud.coord, last.coord));  // and is started again
+  EXPECT_TRUE(torch::equal(open_cloud(settled).cloud.coord, rooms[1].coord));
+  EXPECT_TRUE(live_children().empty()) << "a vetted, settled file is read in this process";
+  EXPECT_TRUE(torch::equal(open_cloud(racy).cloud.coord, rooms[2].coord));
+  EXPECT_EQ(live_children().size(), 1u)  // and the reader child is started again after its idle exit
+      << "a file modified within 2 s of its read goes through a child again";
 }
 
 TEST(PointsHostile, Hdf5ReaderThatHangsIsStoppedAfterTheTimeout) {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -500,6 +501,12 @@ bool file_key(const std::string& path, FileKey& key) {
   return true;
 }
 
+bool file_settled(const FileKey& key) {
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  return now_ns - std::get<4>(key) > int64_t{2'000'000'000};
+}
+
 H5Contents h5_read(const std::string& path, const std::vector<std::string>& read, const std::vector<std::string>& probe) {
   std::lock_guard<std::mutex> lock(h5_mutex());  // also: no thread of ours is inside libhdf5 at fork
   const char* in_process = std::getenv("EWA_HDF5_IN_PROCESS");
@@ -581,7 +588,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   }
   guard.done = true;
   if (complete) {  // the child serves the next read
-    if (have_key && vetted) vetted_files().insert(key);
+    if (have_key && vetted && file_settled(key)) vetted_files().insert(key);
     return c;
   }
   const int status = child.stop(false);  // it exits after an error; a crash already ended it

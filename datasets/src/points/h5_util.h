@@ -60,6 +60,11 @@ struct H5Contents {
 using FileKey = std::tuple<std::string, uint64_t, uint64_t, int64_t, int64_t>;
 /// Fills `key` for `path`; false when the file cannot be stat'ed.
 bool file_key(const std::string& path, FileKey& key);
+/// The file was last modified more than 2 s ago (git's racy-file rule): only then may a cache
+/// trust its identity, since an in-place rewrite of the same size within the file system's
+/// timestamp granularity keeps it; once trusted, any later rewrite gets a newer time. A time
+/// in the future (clock skew) is not settled.
+bool file_settled(const FileKey& key);
 
 /// libhdf5 crashed on the file (h5_read's child was killed by a signal) or hung (the child sent
 /// nothing for EWA_HDF5_TIMEOUT_S, default 60 s + 1 s per 4 MB of file). Format detection lets
@@ -75,7 +80,8 @@ class H5CrashError : public DataError {
 /// ones back over a socket; a child killed by a signal or silent past the timeout (then killed)
 /// becomes one clean H5CrashError. The child serves one file after another (it is replaced after
 /// a failed read and exits after 5 s idle). A file a child read whole is read in this process
-/// from then on while it is unchanged (same path, inode, size and modification time).
+/// from then on while it is unchanged (same path, inode, size and modification time), when it
+/// was settled (file_settled()) at that read.
 /// EWA_HDF5_IN_PROCESS=1 always reads in this process (for a debugger or sanitizer).
 H5Contents h5_read(const std::string& path, const std::vector<std::string>& read,
                    const std::vector<std::string>& probe = {});

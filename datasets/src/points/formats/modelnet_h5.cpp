@@ -2,9 +2,7 @@
 // `normal`); scene k of a file is "file.h5#k".
 #include "../h5_util.h"
 
-#include <chrono>
 #include <mutex>
-#include <tuple>
 
 #include "ewa/datasets/bounded_io.h"
 #include "format_util.h"
@@ -41,19 +39,12 @@ std::vector<std::string> h5_items(const std::string& root, bool (*is_file)(const
 namespace {
 // The datasets of the last file h5_block read, while that file is unchanged (same identity):
 // the items of a file (file.h5#0, #1, ... as `ewa data info FOLDER` lists them) then read it
-// once instead of once per item (a 100 MB ModelNet file: 0.05 s per item). A file modified in
-// the last 2 s is not kept ("racy" as in git: a rewrite within the file system's timestamp
-// granularity, same size and inode, would keep its identity); once kept, any later rewrite
-// gets a newer modification time and so a new identity.
+// once instead of once per item (a 100 MB ModelNet file: 0.05 s per item). Only a settled
+// file is kept (detail::file_settled: not modified in the last 2 s).
 struct BlockFile {
   detail::FileKey key;
   torch::Tensor data, label, normal;
 };
-bool settled(const detail::FileKey& key) {
-  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
-  return now_ns - std::get<4>(key) > int64_t{2'000'000'000};
-}
 BlockFile read_block_file(const std::string& file) {
   static std::mutex mutex;
   static BlockFile last;
@@ -65,7 +56,7 @@ BlockFile read_block_file(const std::string& file) {
   b.data = h.at("data");
   if (h.has("label")) b.label = h.at("label");
   if (h.has("normal")) b.normal = h.at("normal");
-  last = keyed && settled(b.key) ? b : BlockFile{};
+  last = keyed && detail::file_settled(b.key) ? b : BlockFile{};
   return b;
 }
 }  // namespace
