@@ -515,7 +515,7 @@ H5Contents h5_read(const std::string& path, const std::vector<std::string>& read
   const bool have_key = file_key(path, key);
   if (have_key && vetted_files().count(key)) return read_in_process(path, read, probe);
 
-  const int64_t bytes = file_bytes(path);
+  const int64_t bytes = have_key ? std::get<3>(key) : file_bytes(path);  // the size file_key() stat'ed
   const int timeout_ms = reader_timeout_ms(bytes);
   std::error_code ec;
   const std::string abs = std::filesystem::absolute(path, ec).string();  // the child keeps its first cwd
